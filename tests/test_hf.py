@@ -1,0 +1,107 @@
+"""Our Encoder equals transformers.BertModel: on random configurations and on the real MiniLM weights."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from course_utils.hf import encoder_from_bert, encoder_to_bert, load_minilm
+from course_utils.models import Encoder
+
+SENTENCES = [
+    "To be, or not to be, that is the question.",
+    "Now is the winter of our discontent made glorious summer by this sun of York.",
+    "The cat sat on the mat.",
+]
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    return load_minilm()
+
+
+def _compare(bert, ours, batch):
+    """Max abs differences of hidden states (real tokens only) and attention weights."""
+    with torch.no_grad():
+        theirs = bert(**batch, output_hidden_states=True, output_attentions=True)
+        mine = ours(batch["input_ids"], batch.get("token_type_ids"), batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    assert len(mine.hidden_states) == len(theirs.hidden_states)
+    dh = max((a - b)[real].abs().max().item() for a, b in zip(theirs.hidden_states, mine.hidden_states))
+    da = max((a - b).abs().max().item() for a, b in zip(theirs.attentions, mine.attentions))
+    return dh, da
+
+
+def test_real_minilm_hidden_states_and_attentions(minilm):
+    tokenizer, bert = minilm
+    assert bert.config.num_hidden_layers == 6 and bert.config.hidden_size == 384
+    ours = encoder_from_bert(bert)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    assert (batch["attention_mask"] == 0).any()  # the batch really is padded
+    dh, da = _compare(bert, ours, batch)
+    assert dh < 1e-4 and da < 1e-4, (dh, da)
+
+
+def test_real_minilm_sentence_pair_token_types(minilm):
+    tokenizer, bert = minilm
+    batch = tokenizer(SENTENCES[0], SENTENCES[1], return_tensors="pt")
+    assert batch["token_type_ids"].sum() > 0
+    dh, da = _compare(bert, encoder_from_bert(bert), batch)
+    assert dh < 1e-4 and da < 1e-4, (dh, da)
+
+
+def test_real_minilm_special_ids(minilm):
+    tokenizer, _ = minilm
+    ids = [tokenizer.convert_tokens_to_ids(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")]
+    assert ids == [0, 100, 101, 102, 103]  # the bert-base-uncased layout of SPECS section 7
+
+
+@pytest.mark.parametrize("seed, act", [(0, "gelu"), (1, "relu"), (2, "gelu_new")])
+def test_random_config_both_ways(seed, act):
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=48,
+        max_position_embeddings=20, hidden_act=act, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="eager",
+    )
+    bert = BertModel(config, add_pooling_layer=False).eval()
+    ids = torch.randint(0, 97, (3, 9))
+    batch = {
+        "input_ids": ids,
+        "token_type_ids": (torch.arange(9) >= 4).long().expand(3, 9),
+        "attention_mask": torch.tensor([[1] * 9, [1] * 6 + [0] * 3, [1] * 2 + [0] * 7]),
+    }
+    ours = encoder_from_bert(bert)
+    dh, da = _compare(bert, ours, batch)
+    assert dh < 1e-4 and da < 1e-5, (dh, da)
+    back = encoder_to_bert(ours)  # and back again: our weights inside transformers
+    for name, p in bert.state_dict().items():
+        assert torch.equal(p, back.state_dict()[name]), name
+    dh, da = _compare(back, ours, batch)
+    assert dh < 1e-4 and da < 1e-5
+
+
+def test_encoder_to_bert_from_our_random_encoder():
+    torch.manual_seed(3)
+    ours = Encoder(50, d_model=16, n_heads=2, n_layers=2, d_ff=24, max_len=12).eval()
+    batch = {"input_ids": torch.randint(0, 50, (2, 7)), "attention_mask": torch.ones(2, 7, dtype=torch.long)}
+    dh, da = _compare(encoder_to_bert(ours), ours, batch)
+    assert dh < 1e-4 and da < 1e-5
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda e: e(torch.tensor([[1, 60]])), ValueError, r"input_ids must lie in \[0, 50\)"),
+        (lambda e: e(torch.tensor([[1.0, 2.0]])), TypeError, "integer"),
+        (lambda e: e(torch.ones(1, 13, dtype=torch.long)), ValueError, "max_len=12"),
+        (lambda e: e(torch.ones(1, 3, dtype=torch.long), torch.full((1, 3), 2)), ValueError, "token_type_ids"),
+        (lambda e: e(torch.ones(1, 3, dtype=torch.long), attention_mask=torch.ones(1, 4)), ValueError, "attention_mask"),
+        (lambda e: e(torch.ones(3, dtype=torch.long)), ValueError, "2 dimensions"),
+        (lambda e: encoder_from_bert(e), TypeError, "BertModel"),
+        (lambda e: encoder_to_bert(torch.nn.Linear(2, 2)), TypeError, "Encoder"),
+    ],
+)
+def test_bad_input(call, error, match):
+    encoder = Encoder(50, d_model=16, n_heads=2, n_layers=1, max_len=12)
+    with pytest.raises(error, match=match):
+        call(encoder)
