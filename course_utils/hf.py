@@ -9,7 +9,7 @@ from torch import nn
 
 from .attention import MultiHeadAttention
 from .layers import TransformerLayer
-from .models import Encoder
+from .models import Encoder, EncoderForClassification, EncoderForPreTraining
 
 _ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
 
@@ -82,47 +82,121 @@ def _bert_names(n_layers: int) -> dict[str, str]:
     return names
 
 
+def _encoder_from_config(c) -> Encoder:
+    if c.hidden_act not in _ACTIVATIONS or getattr(c, "position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"unsupported BERT config: hidden_act={c.hidden_act!r}, positions must be absolute")
+    return Encoder(
+        c.vocab_size, c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.intermediate_size,
+        max_len=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
+        activation=_ACTIVATIONS[c.hidden_act], eps=c.layer_norm_eps,
+    )
+
+
+def _config_from_encoder(ours: Encoder, **extra):
+    from transformers import BertConfig
+
+    layer = ours.layers[0]
+    act = {v: k for k, v in _ACTIVATIONS.items() if k != "gelu_pytorch_tanh"}[layer.ffn.activation]
+    return BertConfig(
+        vocab_size=ours.vocab_size, hidden_size=layer.attn.d_model, num_hidden_layers=len(ours.layers),
+        num_attention_heads=layer.attn.n_heads, intermediate_size=layer.ffn.w1.out_features, hidden_act=act,
+        max_position_embeddings=ours.max_len, type_vocab_size=ours.type_vocab_size,
+        layer_norm_eps=layer.norm1.eps, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="eager", **extra,
+    )
+
+
+def _names(kind: str, n_layers: int) -> dict[str, str]:
+    """Parameter names ours -> transformers' for kind "encoder" (BertModel), "pretraining", "classification"."""
+    if kind == "encoder":
+        return _bert_names(n_layers)
+    names = {f"encoder.{o}": f"bert.{t}" for o, t in _bert_names(n_layers).items()}
+    names |= {f"pooler.dense.{p}": f"bert.pooler.dense.{p}" for p in ("weight", "bias")}
+    if kind == "pretraining":  # mlm.embedding is the tied encoder.embeddings.tok
+        names |= {f"mlm.dense.{p}": f"cls.predictions.transform.dense.{p}" for p in ("weight", "bias")}
+        names |= {f"mlm.norm.{p}": f"cls.predictions.transform.LayerNorm.{p}" for p in ("weight", "bias")}
+        names |= {"mlm.bias": "cls.predictions.bias"}
+        names |= {f"nsp.{p}": f"cls.seq_relationship.{p}" for p in ("weight", "bias")}
+    else:
+        names |= {f"classifier.{p}": f"classifier.{p}" for p in ("weight", "bias")}
+    return names
+
+
+def _copy_in(ours: nn.Module, theirs: nn.Module, kind: str, n_layers: int) -> nn.Module:
+    state = theirs.state_dict()
+    mine = {o: state[t].detach().clone() for o, t in _names(kind, n_layers).items()}
+    missing, unexpected = ours.load_state_dict(mine, strict=False)
+    if unexpected or any(m != "mlm.embedding.weight" for m in missing):  # the tied copy is loaded with the encoder
+        raise RuntimeError(f"conversion is incomplete: missing {missing}, unexpected {unexpected}")
+    return ours.eval()
+
+
+def _copy_out(ours: nn.Module, theirs: nn.Module, kind: str, n_layers: int) -> nn.Module:
+    mine = ours.state_dict()
+    state = {t: mine[o].detach().clone() for o, t in _names(kind, n_layers).items()}
+    missing, unexpected = theirs.load_state_dict(state, strict=False)
+    if unexpected or any(not m.endswith(("position_ids", "decoder.weight", "decoder.bias")) for m in missing):
+        raise RuntimeError(f"conversion is incomplete: missing {missing}, unexpected {unexpected}")
+    return theirs.eval()
+
+
 def encoder_from_bert(bert) -> Encoder:
     """Our Encoder with the weights of a transformers.BertModel (e.g. the real MiniLM), in eval mode."""
     from transformers import BertModel
 
     if not isinstance(bert, BertModel):
         raise TypeError(f"bert must be a transformers.BertModel, got {type(bert).__name__}")
-    c = bert.config
-    if c.hidden_act not in _ACTIVATIONS or getattr(c, "position_embedding_type", "absolute") != "absolute":
-        raise ValueError(f"unsupported BERT config: hidden_act={c.hidden_act!r}, positions must be absolute")
-    ours = Encoder(
-        c.vocab_size, c.hidden_size, c.num_attention_heads, c.num_hidden_layers, c.intermediate_size,
-        max_len=c.max_position_embeddings, type_vocab_size=c.type_vocab_size,
-        activation=_ACTIVATIONS[c.hidden_act], eps=c.layer_norm_eps,
-    )
-    theirs = bert.state_dict()
-    ours.load_state_dict({o: theirs[t].detach().clone() for o, t in _bert_names(c.num_hidden_layers).items()})
-    return ours.eval()
+    return _copy_in(_encoder_from_config(bert.config), bert, "encoder", bert.config.num_hidden_layers)
 
 
 def encoder_to_bert(ours: Encoder):
     """A transformers.BertModel (no pooler, eager attention) with the weights of our Encoder, in eval mode."""
-    from transformers import BertConfig, BertModel
+    from transformers import BertModel
 
     if not isinstance(ours, Encoder):
         raise TypeError(f"ours must be a course_utils Encoder, got {type(ours).__name__}")
-    layer = ours.layers[0]
-    act = {v: k for k, v in _ACTIVATIONS.items() if k != "gelu_pytorch_tanh"}[layer.ffn.activation]
-    config = BertConfig(
-        vocab_size=ours.vocab_size, hidden_size=layer.attn.d_model, num_hidden_layers=len(ours.layers),
-        num_attention_heads=layer.attn.n_heads, intermediate_size=layer.ffn.w1.out_features, hidden_act=act,
-        max_position_embeddings=ours.max_len, type_vocab_size=ours.type_vocab_size,
-        layer_norm_eps=layer.norm1.eps, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        attn_implementation="eager",
-    )
-    bert = BertModel(config, add_pooling_layer=False)
-    mine = ours.state_dict()
-    state = {t: mine[o].detach().clone() for o, t in _bert_names(len(ours.layers)).items()}
-    missing, unexpected = bert.load_state_dict(state, strict=False)
-    if unexpected or any("position_ids" not in m for m in missing):
-        raise RuntimeError(f"BERT conversion is incomplete: missing {missing}, unexpected {unexpected}")
-    return bert.eval()
+    return _copy_out(ours, BertModel(_config_from_encoder(ours), add_pooling_layer=False), "encoder", len(ours.layers))
+
+
+def pretraining_from_bert(bert) -> EncoderForPreTraining:
+    """Our EncoderForPreTraining with the weights of a transformers.BertForPreTraining."""
+    from transformers import BertForPreTraining
+
+    if not isinstance(bert, BertForPreTraining):
+        raise TypeError(f"bert must be a transformers.BertForPreTraining, got {type(bert).__name__}")
+    ours = EncoderForPreTraining(_encoder_from_config(bert.config))
+    return _copy_in(ours, bert, "pretraining", bert.config.num_hidden_layers)
+
+
+def pretraining_to_bert(ours: EncoderForPreTraining):
+    """A transformers.BertForPreTraining with the weights of our EncoderForPreTraining (MLM decoder tied)."""
+    from transformers import BertForPreTraining
+
+    if not isinstance(ours, EncoderForPreTraining):
+        raise TypeError(f"ours must be a course_utils EncoderForPreTraining, got {type(ours).__name__}")
+    bert = BertForPreTraining(_config_from_encoder(ours.encoder))
+    return _copy_out(ours, bert, "pretraining", len(ours.encoder.layers))
+
+
+def classifier_from_bert(bert) -> EncoderForClassification:
+    """Our EncoderForClassification with the weights of a transformers.BertForSequenceClassification."""
+    from transformers import BertForSequenceClassification
+
+    if not isinstance(bert, BertForSequenceClassification):
+        raise TypeError(f"bert must be a transformers.BertForSequenceClassification, got {type(bert).__name__}")
+    ours = EncoderForClassification(_encoder_from_config(bert.config), bert.config.num_labels)
+    return _copy_in(ours, bert, "classification", bert.config.num_hidden_layers)
+
+
+def classifier_to_bert(ours: EncoderForClassification):
+    """A transformers.BertForSequenceClassification with the weights of our EncoderForClassification."""
+    from transformers import BertForSequenceClassification
+
+    if not isinstance(ours, EncoderForClassification):
+        raise TypeError(f"ours must be a course_utils EncoderForClassification, got {type(ours).__name__}")
+    n_labels = ours.classifier.out_features
+    bert = BertForSequenceClassification(_config_from_encoder(ours.encoder, num_labels=n_labels))
+    return _copy_out(ours, bert, "classification", len(ours.encoder.layers))
 
 
 def load_minilm():

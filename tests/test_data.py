@@ -1,0 +1,90 @@
+"""The corpus, its splits and the shipped WordPiece tokenizer."""
+
+import json
+
+import pytest
+
+from course_utils import data
+from course_utils.data import SPECIAL_TOKENS, load_play, load_plays, load_wordpiece, parse_play, play_names
+
+
+def test_all_plays_with_their_genres():
+    plays = load_plays()
+    assert len(plays) == 38
+    assert {p.genre for p in plays} == set(data.GENRES)
+    hamlet = load_play("hamlet")
+    assert hamlet.title == "Hamlet" and hamlet.genre == "tragedies"
+    assert hamlet.speeches[0].speaker == "Bernardo" and hamlet.speeches[0].text == "Who's there?"
+    assert any(s.startswith("To be, or not to be: that is the question:") for s in hamlet.sentences())
+
+
+def test_splits_are_disjoint_cover_everything_and_hold_every_genre():
+    train, validation, test = (set(play_names(s)) for s in ("train", "validation", "test"))
+    assert not (train & validation) and not (train & test) and not (validation & test)
+    assert train | validation | test == set(play_names())
+    for split in ("validation", "test"):
+        assert sorted(p.genre for p in load_plays(split)) == sorted(data.GENRES)
+
+
+def test_held_out_characters_do_not_speak_in_training_plays():
+    """Named characters of held-out plays never speak in a training play (generic roles and a few names recur)."""
+    train = {s.speaker for p in load_plays("train") for s in p.speeches}
+    for name, character in [("hamlet", "Hamlet"), ("hamlet", "Ophelia"), ("the-tempest", "Prospero"),
+                            ("macbeth", "Macbeth"), ("twelfth-night", "Malvolio"), ("titus-andronicus", "Lavinia")]:
+        assert character in {s.speaker for s in load_play(name).speeches}
+        assert character not in train
+
+
+def test_parse_play_speeches_directions_and_resumed_speech():
+    md = """# A Play
+
+## ACT I
+
+### SCENE I. A room.
+
+_Enter ONE and TWO_
+
+**ONE**  
+Hello there.  
+_\\[Aside]_  
+How now? Good.
+
+_Exit TWO_
+
+And farewell.
+
+**TWO**  
+Bye!
+"""
+    play = parse_play(md, "a-play", "comedies")
+    assert play.title == "A Play" and len(play.scenes) == 1 and play.scenes[0].act == "ACT I"
+    assert [(s.speaker, s.text) for s in play.speeches] == [
+        ("One", "Hello there.\nHow now? Good.\nAnd farewell."), ("Two", "Bye!")
+    ]
+    assert play.speeches[0].sentences() == ["Hello there.", "How now?", "Good.", "And farewell."]
+
+
+def test_bad_split_and_unknown_play():
+    with pytest.raises(ValueError, match="split must be one of"):
+        play_names("dev")
+    with pytest.raises(ValueError, match="unknown play 'hamlett'"):
+        load_play("hamlett")
+
+
+def test_wordpiece_special_ids_and_pair_template():
+    tok = load_wordpiece()
+    assert [tok.token_to_id(t) for t in SPECIAL_TOKENS] == [0, 1, 2, 3, 4]
+    enc = tok.encode("To be, or not to be.", "That is the question.")
+    assert enc.tokens[0] == "[CLS]" and enc.tokens.count("[SEP]") == 2 and enc.tokens[-1] == "[SEP]"
+    first_sep = enc.tokens.index("[SEP]")
+    assert enc.type_ids == [0] * (first_sep + 1) + [1] * (len(enc.tokens) - first_sep - 1)
+    assert tok.decode(enc.ids) == "to be, or not to be. that is the question."
+
+
+def test_wordpiece_file_is_what_the_script_builds():
+    """The shipped JSON is byte-for-byte the rebuild from the training plays (vocabulary renumbered stably)."""
+    texts = [speech.text for play in load_plays("train") for speech in play.speeches]
+    rebuilt = json.loads(data.train_wordpiece(texts).to_str())
+    shipped = json.loads(data.WORDPIECE_PATH.read_text())
+    assert rebuilt["model"]["vocab"] == shipped["model"]["vocab"]
+    assert len(shipped["model"]["vocab"]) == 8000

@@ -1,0 +1,178 @@
+"""Word2Vec SGNS, BERT masking and NSP pairs: the rules of SPECS.md sections 1-3."""
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.objectives import (
+    IGNORE_INDEX, IS_NEXT, IS_RANDOM, SkipGram, build_vocab, keep_probability, mask_tokens, nsp_instances,
+    sample_negatives, sgns_loss, skipgram_pairs, truncate_seq_pair,
+)
+
+SPECIALS = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
+
+
+def _batch(generator, B=64, L=128):
+    ids = torch.randint(5, 1000, (B, L), generator=generator)
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    ids[: B // 2, -20:] = 0  # padding
+    return ids
+
+
+def test_mask_tokens_rates():
+    g = torch.Generator().manual_seed(0)
+    ids = _batch(g)
+    inputs, labels = mask_tokens(ids, mask_token_id=4, vocab_size=1000, special_token_ids=SPECIALS, generator=g)
+    candidates = ~torch.isin(ids, torch.tensor(SPECIALS))
+    selected = labels != IGNORE_INDEX
+    n = selected.sum().item()
+    assert abs(n / candidates.sum().item() - 0.15) < 0.01  # 15% of ~7,500 candidates
+    assert not (selected & ~candidates).any()  # specials and padding never selected
+    assert torch.equal(labels[selected], ids[selected])  # the label is the original token
+    masked = (inputs == 4) & selected
+    kept = (inputs == ids) & selected & ~masked
+    assert abs(masked.sum().item() / n - 0.8) < 0.04
+    assert abs(kept.sum().item() / n - 0.1) < 0.04  # randomised = the rest (~10%, a few random == original)
+    assert torch.equal(inputs[~selected], ids[~selected])  # nothing else changes
+
+
+def test_mask_tokens_equals_transformers_collator():
+    from transformers import DataCollatorForLanguageModeling
+
+    from course_utils.hf import load_minilm
+
+    tokenizer, _ = load_minilm()
+    batch = tokenizer(["To be, or not to be, that is the question.", "Now is the winter of our discontent."],
+                      padding=True, return_tensors="pt")
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=0.4)
+    torch.manual_seed(5)
+    theirs = collator.torch_mask_tokens(batch["input_ids"].clone())
+    torch.manual_seed(5)
+    ours = mask_tokens(batch["input_ids"], mask_token_id=tokenizer.mask_token_id, vocab_size=len(tokenizer),
+                       special_token_ids=tokenizer.all_special_ids, mlm_probability=0.4)
+    assert torch.equal(ours[0], theirs[0]) and torch.equal(ours[1], theirs[1])
+    assert (ours[1] != IGNORE_INDEX).sum() > 0
+
+
+def test_mask_tokens_probability_zero_is_identity():
+    ids = _batch(torch.Generator().manual_seed(1), B=4, L=16)
+    inputs, labels = mask_tokens(ids, mask_token_id=4, vocab_size=1000, special_token_ids=SPECIALS, mlm_probability=0)
+    assert torch.equal(inputs, ids) and (labels == IGNORE_INDEX).all()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"mlm_probability": 1.5}, ValueError, "mlm_probability"),
+    ({"mlm_probability": -0.1}, ValueError, "mlm_probability"),
+    ({"mask_token_id": 1000}, ValueError, "mask_token_id"),
+    ({"special_token_ids": [0, 2, 3]}, ValueError, "include mask_token_id"),
+    ({"input_ids": torch.zeros(2, 3)}, TypeError, "integer"),
+    ({"input_ids": [[1, 2]]}, TypeError, "torch.Tensor"),
+])
+def test_mask_tokens_bad_input(kwargs, error, match):
+    args = {"input_ids": torch.ones(2, 3, dtype=torch.long), "mask_token_id": 4, "vocab_size": 1000,
+            "special_token_ids": SPECIALS, **kwargs}
+    with pytest.raises(error, match=match):
+        mask_tokens(args.pop("input_ids"), **args)
+
+
+def _documents(n_docs=3, n_segments=12, seed=0):
+    rng = random.Random(seed)
+    return [[[1000 + 100 * d + s] * rng.randint(3, 12) for s in range(n_segments)] for d in range(n_docs)]  # token = doc, segment
+
+
+def test_nsp_pairs_structure_and_labels():
+    docs = _documents()
+    rng = random.Random(1)
+    instances = [x for d in range(len(docs)) for _ in range(20) for x in nsp_instances(
+        docs, d, cls_id=2, sep_id=3, max_seq_length=32, rng=rng)]
+    labels = [x.label for x in instances]
+    assert 0.4 < labels.count(IS_RANDOM) / len(labels) < 0.7  # 50%, a little more (one-segment chunks)
+    for x in instances:
+        ids, types = x.input_ids, x.token_type_ids
+        assert len(ids) <= 32 and ids[0] == 2 and ids[-1] == 3 and ids.count(3) == 2
+        first_sep = ids.index(3)
+        assert types == [0] * (first_sep + 1) + [1] * (len(ids) - first_sep - 1)
+        a, b = ids[1:first_sep], ids[first_sep + 1:-1]
+        assert a and b
+        if x.label == IS_NEXT:  # B continues A: same document, later segment
+            assert b[0] // 100 == a[-1] // 100 and b[0] % 100 > a[-1] % 100
+
+
+def test_nsp_single_document_random_b_comes_from_it():
+    docs = _documents(n_docs=1)
+    instances = [x for seed in range(10) for x in nsp_instances(
+        docs, 0, cls_id=2, sep_id=3, max_seq_length=32, rng=random.Random(seed))]
+    assert any(x.label == IS_RANDOM for x in instances)
+    assert all(t // 100 == 10 for x in instances for t in x.input_ids[1:-1] if t != 3)
+
+
+def test_truncate_seq_pair_trims_longer_and_b_on_ties():
+    rng = random.Random(0)
+    a, b = list(range(10)), list(range(4))
+    truncate_seq_pair(a, b, 8, rng)
+    assert (len(a), len(b)) == (4, 4)
+    a, b = [1, 2, 3], [4, 5, 6]
+    truncate_seq_pair(a, b, 5, rng)
+    assert (len(a), len(b)) == (3, 2)
+
+
+@pytest.mark.parametrize("docs, match", [([[[1, 2]], []], "documents\\[1\\]"), ([[[1], []]], "documents\\[0\\]")])
+def test_nsp_bad_documents(docs, match):
+    with pytest.raises(ValueError, match=match):
+        nsp_instances(docs, 0, cls_id=2, sep_id=3, rng=random.Random(0))
+
+
+def test_subsampling_keeps_rare_words_and_drops_frequent_ones():
+    counts = torch.tensor([100_000, 1_000, 10, 1])
+    keep = keep_probability(counts, sample=1e-3)  # s N = 101.011
+    assert keep[0] < 0.1 and (keep[2:] >= 1).all()  # count <= s N: always kept
+
+
+def test_skipgram_pairs_window_one_is_radius_one():
+    sentence = torch.arange(6)
+    centers, contexts = skipgram_pairs(sentence, keep=torch.ones(6), window=1)
+    assert ((centers - contexts).abs() == 1).all() and len(centers) == 10
+
+
+def test_skipgram_pairs_dynamic_window_radius_uniform():
+    g = torch.Generator().manual_seed(0)
+    sentence = torch.arange(200)
+    centers, contexts = skipgram_pairs(sentence, keep=torch.ones(200), window=4, generator=g)
+    assert (centers - contexts).abs().max() == 4 and (centers != contexts).all()
+    # mean number of context words per interior center: 2 * E[radius] = 2 * 2.5
+    assert abs(len(centers) / 200 - 5.0) < 0.5
+
+
+def test_negatives_follow_unigram_075_and_skip_the_target():
+    g = torch.Generator().manual_seed(0)
+    counts = torch.tensor([1000, 100, 10, 1])
+    targets = torch.zeros(20_000, dtype=torch.long)
+    negatives, use = sample_negatives(targets, counts, k=5, generator=g)
+    freq = torch.bincount(negatives.flatten(), minlength=4).double() / negatives.numel()
+    expected = counts.double() ** 0.75 / (counts.double() ** 0.75).sum()
+    assert torch.allclose(freq, expected, atol=0.01)
+    assert torch.equal(use, negatives != 0)
+
+
+def test_sgns_loss_by_hand():
+    torch.manual_seed(0)
+    model = SkipGram(10, 4)
+    torch.nn.init.normal_(model.out.weight)
+    c, w = torch.tensor([1, 2]), torch.tensor([3, 4])  # contexts, centre words
+    neg = torch.tensor([[5, 3], [6, 7]])
+    use = torch.tensor([[True, False], [True, True]])
+    v, u = model.inp.weight, model.out.weight
+    loss = 0
+    for i in range(2):
+        loss -= F.logsigmoid(u[w[i]] @ v[c[i]])
+        loss -= sum(F.logsigmoid(-u[neg[i, k]] @ v[c[i]]) for k in range(2) if use[i, k])
+    assert torch.allclose(sgns_loss(model, w, c, neg, use), loss / 2)
+
+
+def test_build_vocab_min_count():
+    vocab = build_vocab([["a", "b", "a"], ["c", "a", "b"]], min_count=2)
+    assert vocab.itos == ["a", "b"] and vocab.counts.tolist() == [3, 2]
+    with pytest.raises(ValueError, match="min_count=9"):
+        build_vocab([["a"]], min_count=9)
