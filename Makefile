@@ -1,0 +1,100 @@
+# LLMs course book: setup / book / test / lab / execute / bench / clean.
+# Every command runs from the project's virtualenv ($(VENV)/bin/...), no activation needed.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON3 ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+PIP     := $(PY) -m pip
+STAMP   := $(VENV)/.setup-stamp
+TORCH   := torch==2.13.0
+
+# Nothing downloads at run time; plots render without a display; hashing is reproducible.
+# MPLBACKEND=Agg is for plain Python processes (pytest, scripts). Jupyter kernels must NOT
+# inherit it: ipykernel selects its inline backend only when MPLBACKEND is unset, and under
+# Agg `plt.show()` displays nothing, so figures would vanish from stored outputs (and nbval
+# would report missing outputs). Kernel-running steps are therefore prefixed with $(KERNEL_ENV).
+export HF_HUB_OFFLINE        := 1
+export TRANSFORMERS_OFFLINE  := 1
+export HF_DATASETS_OFFLINE   := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND            := Agg
+export PYTHONHASHSEED        := 0
+KERNEL_ENV := env -u MPLBACKEND
+
+NBVAL_FLAGS := --nbval --nbval-sanitize-with tests/nbval_sanitize.cfg --nbval-current-env \
+               --nbval-cell-timeout 600
+BOOK_FLAGS  := -W -n --keep-going
+
+# The notebooks, in lecture order (file names are numbered).
+NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
+# Jupyter refuses to start as root (containers, CI images) without this flag.
+LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+
+.PHONY: help setup test book lab execute bench clean
+
+help:
+	@echo "make book     install what is missing, build the HTML book into _build/html"
+	@echo "make test     install what is missing, run unit/parity tests, nbval on notebooks/, build the book"
+	@echo "make lab      JupyterLab on notebooks/"
+	@echo "make execute  re-execute every notebook in place (refresh the stored outputs)"
+	@echo "make bench    time every notebook and measure its memory"
+	@echo "make setup    create $(VENV) and install requirements.txt + course_utils (editable)"
+	@echo "make clean    remove _build"
+
+# ---------------------------------------------------------------- setup
+# The stamp is newer than requirements.txt and pyproject.toml once they are installed,
+# so a second `make setup` does nothing. torch is installed first and alone: the local
+# CPU wheel, so that no later requirement can make pip fetch a CUDA build.
+setup: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
+	$(PIP) install --quiet $(TORCH)
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -e .
+	@touch $@
+
+# ---------------------------------------------------------------- book
+define build_book
+	$(VENV)/bin/jupyter-book build . $(BOOK_FLAGS)
+	@echo "Book: $(CURDIR)/_build/html/index.html"
+endef
+
+book: setup
+	$(build_book)
+
+# ---------------------------------------------------------------- test
+# pytest exits with 5 when it collects nothing: that is a skip here, not a failure.
+test: setup
+	@if [ -d tests ]; then \
+	  rc=0; $(PY) -m pytest tests || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: no tests collected in tests/, skipped"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	else echo "make test: no tests/ directory, skipped"; fi
+	@if [ -n "$(NOTEBOOKS)" ]; then \
+	  rc=0; $(KERNEL_ENV) $(PY) -m pytest $(NBVAL_FLAGS) $(NOTEBOOKS) || rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: no notebook cells collected, skipped"; \
+	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
+	else echo "make test: no notebooks in notebooks/, nbval skipped"; fi
+	$(build_book)
+
+# ---------------------------------------------------------------- notebooks
+lab: setup
+	$(KERNEL_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
+
+execute: setup
+	@if [ -z "$(NOTEBOOKS)" ]; then echo "make execute: no notebooks in notebooks/"; fi
+	@set -e; for nb in $(NOTEBOOKS); do \
+	  echo "executing $$nb"; \
+	  $(KERNEL_ENV) $(VENV)/bin/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 "$$nb"; \
+	done
+
+bench: setup
+	$(PY) bench/notebooks.py
+
+clean:
+	rm -rf _build

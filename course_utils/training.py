@@ -1,0 +1,59 @@
+"""The training loop shared by every chapter: AdamW, linear warm-up and decay, gradient clipping, loss history."""
+
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ._validate import check_positive_float, check_positive_int
+
+
+def warmup_linear(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: 0 -> 1 over `warmup` steps, then 1 -> 0 at `total` (BERT's schedule)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+def train(
+    model: nn.Module,
+    batches: Iterator,
+    loss_fn: Callable[[nn.Module, object], torch.Tensor],
+    *,
+    steps: int,
+    lr: float = 1e-3,
+    weight_decay: float = 0.01,
+    warmup: int | None = None,
+    clip: float = 1.0,
+    progress: bool = False,
+) -> list[float]:
+    """Run `steps` optimisation steps of loss_fn(model, batch) over `batches`; return the loss of each step.
+
+    `batches` is any iterator (it is cycled through as needed); weight decay skips biases and norms, as BERT.
+    """
+    check_positive_int("steps", steps)
+    check_positive_float("lr", lr)
+    warmup = steps // 10 if warmup is None else warmup
+    decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr
+    )
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: warmup_linear(s, max(1, warmup), steps))
+    model.train()
+    history = []
+    bar = tqdm(range(steps), disable=not progress, desc="training")
+    for _ in bar:
+        loss = loss_fn(model, next(batches))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
+        schedule.step()
+        history.append(loss.item())
+        bar.set_postfix(loss=f"{history[-1]:.3f}", refresh=False)
+    model.eval()
+    return history

@@ -1,0 +1,12 @@
+"""Test-session environment: offline and headless, however pytest is started.
+
+`make test` already exports these; this file covers a bare `pytest tests` too. It runs before any
+test module is imported, hence before huggingface_hub / transformers read their settings.
+"""
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"          # nothing may download at run time
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("MPLBACKEND", "Agg")  # plain pytest process, no display
