@@ -16,6 +16,14 @@ from .attention import padding_mask
 from .layers import ACTIVATIONS, LayerNorm, TransformerLayer
 
 
+def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: N(0, 0.02) weights, zero biases; the LayerNorms keep gain 1 and bias 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
 class Embeddings(nn.Module):
     """BERT's input embeddings: token + position + token type, then LayerNorm (figures 6 and 7 of the lecture)."""
 
@@ -65,6 +73,7 @@ class Encoder(nn.Module):
             TransformerLayer(d_model, n_heads, d_ff, norm="post", activation=activation, dropout=dropout, eps=eps)
             for _ in range(n_layers)
         )
+        self.apply(init_bert_weights)
 
     def forward(
         self,
@@ -142,6 +151,8 @@ class EncoderForPreTraining(nn.Module):
         self.pooler = Pooler(layer.attn.d_model)
         self.mlm = MLMHead(encoder.embeddings.tok, layer.ffn.activation, layer.norm1.eps)
         self.nsp = nn.Linear(layer.attn.d_model, 2)
+        for head in (self.pooler, self.mlm.dense, self.nsp):
+            head.apply(init_bert_weights)
 
     def forward(
         self,
@@ -166,6 +177,8 @@ class EncoderForClassification(nn.Module):
         self.pooler = Pooler(d_model)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(d_model, n_labels)
+        for head in (self.pooler, self.classifier):
+            head.apply(init_bert_weights)
 
     def forward(
         self,
