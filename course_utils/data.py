@@ -25,6 +25,7 @@ ASSETS = Path(__file__).parent / "assets"
 WORDPIECE_PATH = ASSETS / "wordpiece.json"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
 _INLINE_DIRECTION = re.compile(r"_\\\[[^\]]*\]_")  # e.g. _\[Aside]_ inside a speech
 
 
@@ -63,6 +64,11 @@ class Play:
     def text(self) -> str:
         """The spoken text only (no speakers, headings or stage directions), one speech per paragraph."""
         return "\n\n".join(speech.text for speech in self.speeches)
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words of a text, apostrophes kept inside words ("'tis" -> "tis", "o'er" -> "o'er")."""
+    return _WORD.findall(text.lower())
 
 
 def _clean(line: str) -> str:

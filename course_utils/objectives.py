@@ -61,14 +61,15 @@ def skipgram_pairs(
     check_positive_int("window", window)
     sentence = sentence[keep[sentence] >= torch.rand(len(sentence), generator=generator)]  # subsampling
     radius = window - torch.randint(window, (len(sentence),), generator=generator)  # dynamic window b
+    position = torch.arange(len(sentence))
     centers, contexts = [], []
-    for pos in range(len(sentence)):
-        lo, hi = max(0, pos - int(radius[pos])), min(len(sentence), pos + int(radius[pos]) + 1)
-        for c in range(lo, hi):
-            if c != pos:
-                centers.append(sentence[pos])
-                contexts.append(sentence[c])
-    return torch.tensor(centers, dtype=torch.long), torch.tensor(contexts, dtype=torch.long)
+    for offset in range(-window, window + 1):  # every context position c = pos + offset within the radius
+        context = position + offset
+        ok = (offset != 0) & (abs(offset) <= radius) & (context >= 0) & (context < len(sentence))
+        centers.append(position[ok])
+        contexts.append(context[ok])
+    order = torch.cat(centers).argsort(stable=True)  # pairs grouped by center, contexts left to right
+    return sentence[torch.cat(centers)[order]], sentence[torch.cat(contexts)[order]]
 
 
 def sample_negatives(

@@ -88,3 +88,9 @@ def test_wordpiece_file_is_what_the_script_builds():
     shipped = json.loads(data.WORDPIECE_PATH.read_text())
     assert rebuilt["model"]["vocab"] == shipped["model"]["vocab"]
     assert len(shipped["model"]["vocab"]) == 8000
+
+
+def test_words_lowercase_and_inner_apostrophes():
+    assert data.words("'Tis now struck twelve; O'er the hill, Francisco!") == [
+        "tis", "now", "struck", "twelve", "o'er", "the", "hill", "francisco"
+    ]
