@@ -5,6 +5,9 @@ Each conversion is a table of parameter names, ours -> theirs, so the same table
 
 from __future__ import annotations
 
+import os
+import socket
+
 from torch import nn
 
 from .attention import MultiHeadAttention
@@ -221,3 +224,18 @@ def load_minilm():
         hf_logging.enable_progress_bar()
     return tokenizer, model.eval()
 
+
+
+def hub_available(timeout: float = 1.0) -> bool:
+    """True if the Hugging Face hub can be reached now: False at once when HF_HUB_OFFLINE is set, no retries.
+
+    The "online demo" cells use it to run with a hub model (bert-base-uncased, gpt2, ...) or say in one line
+    that they were skipped.
+    """
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False

@@ -169,3 +169,14 @@ def test_classifier_on_real_minilm(minilm):
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     with torch.no_grad():
         assert (bert(**batch).logits - ours(**batch)).abs().max() < 1e-4
+
+
+def test_hub_available_is_false_at_once_offline(monkeypatch):
+    import time
+
+    from course_utils.hf import hub_available
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.perf_counter()
+    assert hub_available() is False
+    assert time.perf_counter() - start < 0.1  # no network attempt, no retries
