@@ -10,10 +10,13 @@ figure, and shows the figure as a PNG in an `ipywidgets.Image`:
 from __future__ import annotations
 
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+
+if TYPE_CHECKING:  # imported lazily inside the widget functions
+    import ipywidgets
 
 from ._validate import check_choice, check_positive_int, check_tensor
 from .attention import causal_mask, scaled_dot_product_attention

@@ -17,27 +17,17 @@ import torch.nn.functional as F
 
 from .._validate import check_positive_int
 from ..layers import FeedForward
-from . import compare
+from . import check_callable, compare, randn
 
 
-def _randn(*shape: int, seed: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
-    """A seeded normal tensor that leaves the global random state alone."""
-    return shift + scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 def _uniform(*shape: int, seed: int, low: float, high: float) -> torch.Tensor:
     return low + (high - low) * torch.rand(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-def _check_callable(fn) -> None:
-    if not callable(fn):
-        raise TypeError(f"student_fn must be a function, got {fn!r} of type {type(fn).__name__}")
 
 
-def _cloned(fn: Callable) -> Callable:
-    """Call fn on copies of the tensor arguments, so an in-place edit cannot change the reference's inputs."""
-    _check_callable(fn)
-    return lambda *args: fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args))
 
 
 def check_layer_norm(fn: Callable) -> bool:
@@ -51,10 +41,10 @@ def check_layer_norm(fn: Callable) -> bool:
 
     def case(shape: tuple, eps: float, seed: int, scale: float = 1.0, shift: float = 0.0, plain: bool = False):
         d = shape[-1]
-        x = _randn(*shape, seed=seed, scale=scale, shift=shift)
+        x = randn(*shape, seed=seed, scale=scale, shift=shift)
         if plain:  # gain 1, bias 0: the lecture's eq. (3) plus eps
             return x, torch.ones(d), torch.zeros(d), eps
-        return x, _uniform(d, seed=seed + 1, low=0.5, high=1.5), _randn(d, seed=seed + 2, scale=0.5), eps
+        return x, _uniform(d, seed=seed + 1, low=0.5, high=1.5), randn(d, seed=seed + 2, scale=0.5), eps
 
     constant = case((3, 8), 1e-5, seed=60)
     constant[0][1] = 2.5  # a constant vector: sigma = 0, eq. (3) without eps would divide 0 by 0
@@ -66,7 +56,7 @@ def check_layer_norm(fn: Callable) -> bool:
         case((4, 16), 1e-2, seed=50, scale=0.05),  # tiny activations: eps matters
         constant,
     ]
-    return compare("layer norm (eq. 3, gain and bias)", _cloned(fn), reference, cases)
+    return compare("layer norm (eq. 3, gain and bias)", fn, reference, cases)
 
 
 def check_feed_forward(fn: Callable) -> bool:
@@ -85,9 +75,9 @@ def check_feed_forward(fn: Callable) -> bool:
 
     def case(shape: tuple, d_ff: int, activation: str, seed: int):
         d = shape[-1]
-        return (_randn(*shape, seed=seed, scale=2.0),  # large enough that the activations differ visibly
-                _randn(d_ff, d, seed=seed + 1, scale=d ** -0.5), _randn(d_ff, seed=seed + 2, scale=0.5),
-                _randn(d, d_ff, seed=seed + 3, scale=d_ff ** -0.5), _randn(d, seed=seed + 4, scale=0.1),
+        return (randn(*shape, seed=seed, scale=2.0),  # large enough that the activations differ visibly
+                randn(d_ff, d, seed=seed + 1, scale=d ** -0.5), randn(d_ff, seed=seed + 2, scale=0.5),
+                randn(d, d_ff, seed=seed + 3, scale=d_ff ** -0.5), randn(d, seed=seed + 4, scale=0.1),
                 activation)
 
     cases = [
@@ -97,7 +87,7 @@ def check_feed_forward(fn: Callable) -> bool:
         case((2, 6, 16), 64, "gelu_tanh", seed=40),  # GPT-2
         case((3, 12), 20, "gelu", seed=50),  # d_ff need not be 4 d
     ]
-    return compare("feed-forward (eq. 2)", _cloned(fn), reference, cases)
+    return compare("feed-forward (eq. 2)", fn, reference, cases)
 
 
 def gpt2_param_count(vocab_size: int, max_len: int, d_model: int, n_layers: int, d_ff: int) -> int:
@@ -123,7 +113,7 @@ def check_param_count(fn: Callable) -> bool:
     matter. The answer must be a whole number.
     """
 
-    _check_callable(fn)
+    check_callable(fn)
 
     def student(*args) -> torch.Tensor:
         got = fn(*args)

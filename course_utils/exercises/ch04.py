@@ -10,7 +10,6 @@ change the reference's inputs, and the cases never touch the global random state
 
 from __future__ import annotations
 
-import copy
 import random
 from typing import Callable, Sequence
 
@@ -19,18 +18,11 @@ import torch.nn.functional as F
 
 from ..models import Embeddings
 from ..objectives import IS_NEXT, truncate_seq_pair
-from . import compare
+from . import check_callable, compare, randn
 
 
-def _check_callable(fn) -> None:
-    if not callable(fn):
-        raise TypeError(f"student_fn must be a function, got {fn!r} of type {type(fn).__name__}")
 
 
-def _copied(fn: Callable) -> Callable:
-    """Call fn on deep copies of its arguments (lists and tensors), so in-place edits stay local."""
-    _check_callable(fn)
-    return lambda *args: fn(*(a.clone() if isinstance(a, torch.Tensor) else copy.deepcopy(a) for a in args))
 
 
 def _ids(n: int, seed: int, low: int = 5, high: int = 8000) -> list[int]:
@@ -39,8 +31,6 @@ def _ids(n: int, seed: int, low: int = 5, high: int = 8000) -> list[int]:
     return [rng.randrange(low, high) for _ in range(n)]
 
 
-def _randn(*shape: int, seed: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 # ---------------------------------------------------------------- exercise 1: [CLS] A [SEP] B [SEP]
@@ -58,7 +48,7 @@ def check_pair_inputs(fn: Callable) -> bool:
     final [SEP] have type 1 (Google's create_pretraining_data.py, and the pair template of BERT's tokenizers).
     Lists or 1-d tensors are accepted.
     """
-    _check_callable(fn)
+    check_callable(fn)
 
     def student(*args):
         got = fn(*args)
@@ -76,7 +66,7 @@ def check_pair_inputs(fn: Callable) -> bool:
         (_ids(5, seed=7, high=30522), _ids(7, seed=8, high=30522), 101, 102),  # bert-base-uncased ids
         (_ids(30, seed=9), _ids(31, seed=10), 2, 3),  # a full tiny-BERT input: 64 positions
     ]
-    return compare("pair inputs ([CLS] A [SEP] B [SEP])", _copied(student), reference, cases, atol=0)
+    return compare("pair inputs ([CLS] A [SEP] B [SEP])", student, reference, cases, atol=0)
 
 
 # ---------------------------------------------------------------- exercise 2: truncate_seq_pair
@@ -99,7 +89,7 @@ def check_truncate_seq_pair(fn: Callable) -> bool:
     if the next flip is < 0.5, else from the back. flips[k] is the coin of the k-th removal (a list of floats in
     [0, 1), longer than needed). Return the two trimmed lists. Reference: objectives.truncate_seq_pair.
     """
-    _check_callable(fn)
+    check_callable(fn)
 
     def student(a, b, max_num_tokens, flips):
         got = fn(a, b, max_num_tokens, flips)
@@ -129,7 +119,7 @@ def check_truncate_seq_pair(fn: Callable) -> bool:
         case(40, 35, 61, flips(20, seed=4)),  # a tiny-BERT pair: max_seq_length 64 - 3
         case(3, 30, 2, flips(35, seed=5)),  # down to one token each
     ]
-    return compare("truncate_seq_pair", _copied(student), reference, cases, atol=0)
+    return compare("truncate_seq_pair", student, reference, cases, atol=0)
 
 
 # ---------------------------------------------------------------- exercise 3: eq. (5), the lecture's convention
@@ -149,7 +139,7 @@ def check_nsp_loss(fn: Callable) -> bool:
     0 if s2 is random. One case has confident logits (|logit| ~ 50): compute log P without exp overflow or
     log(0) (log_softmax). Reference: F.cross_entropy with BERT's labels 1 - follows.
     """
-    _check_callable(fn)
+    check_callable(fn)
 
     def student(logits, follows):
         got = fn(logits, follows)
@@ -162,14 +152,14 @@ def check_nsp_loss(fn: Callable) -> bool:
 
     confident = torch.tensor([[50.0, -50.0], [-45.0, 48.0], [40.0, -40.0], [-30.0, 30.0]])  # (4, 2)
     cases = [
-        (_randn(8, 2, seed=1), follows_of(1, 0, 1, 1, 0, 0, 1, 0)),
-        (_randn(5, 2, seed=2, scale=3.0), follows_of(1, 1, 1, 1, 1)),  # only "follows"
-        (_randn(5, 2, seed=3, scale=3.0), follows_of(0, 0, 0, 0, 0)),  # only random
-        (_randn(1, 2, seed=4), follows_of(1)),  # one pair
+        (randn(8, 2, seed=1), follows_of(1, 0, 1, 1, 0, 0, 1, 0)),
+        (randn(5, 2, seed=2, scale=3.0), follows_of(1, 1, 1, 1, 1)),  # only "follows"
+        (randn(5, 2, seed=3, scale=3.0), follows_of(0, 0, 0, 0, 0)),  # only random
+        (randn(1, 2, seed=4), follows_of(1)),  # one pair
         (torch.tensor([[2.0, -1.0], [2.0, -1.0]]), follows_of(1, 0)),  # the same logits, both labels
         (confident, follows_of(0, 0, 1, 1)),  # confident and wrong everywhere: a large but finite loss
     ]
-    return compare("NSP loss (eq. 5, 1 = follows)", _copied(student), lecture_nsp_loss, cases, atol=1e-4)
+    return compare("NSP loss (eq. 5, 1 = follows)", student, lecture_nsp_loss, cases, atol=1e-4)
 
 
 # ---------------------------------------------------------------- exercise 4: the input embeddings
@@ -193,16 +183,16 @@ def check_input_embeddings(fn: Callable) -> bool:
     (rows = vectors); token i of a sequence gets tok[input_ids_i] + pos[i] + typ[token_type_ids_i] (positions
     count from 0), then LayerNorm over d with gain, bias (d,) and eps. Reference: course_utils.models.Embeddings.
     """
-    _check_callable(fn)
+    check_callable(fn)
 
     def case(B: int, L: int, V: int, max_len: int, d: int, eps: float, seed: int, n_a: int | None = None):
         g = torch.Generator().manual_seed(seed)
         ids = torch.randint(5, V, (B, L), generator=g)  # (B, L)
         n_a = L // 2 if n_a is None else n_a
         types = (torch.arange(L) >= n_a).long().expand(B, L).clone()  # (B, L): 0 for [CLS] A [SEP], then 1
-        return (ids, types, _randn(V, d, seed=seed + 1, scale=0.5), _randn(max_len, d, seed=seed + 2, scale=0.5),
-                _randn(2, d, seed=seed + 3, scale=0.5), 1 + _randn(d, seed=seed + 4, scale=0.2),
-                _randn(d, seed=seed + 5, scale=0.1), eps)
+        return (ids, types, randn(V, d, seed=seed + 1, scale=0.5), randn(max_len, d, seed=seed + 2, scale=0.5),
+                randn(2, d, seed=seed + 3, scale=0.5), 1 + randn(d, seed=seed + 4, scale=0.2),
+                randn(d, seed=seed + 5, scale=0.1), eps)
 
     cases = [
         case(1, 6, 50, 6, 8, 1e-12, seed=10),  # L = max_len
@@ -211,4 +201,4 @@ def check_input_embeddings(fn: Callable) -> bool:
         case(2, 5, 40, 8, 6, 1e-5, seed=40, n_a=1),  # torch's default eps
         case(2, 10, 60, 10, 4, 1e-1, seed=50),  # a large eps: put it under the square root
     ]
-    return compare("input embeddings (figures 6 and 7)", _copied(fn), input_embeddings, cases, atol=1e-5)
+    return compare("input embeddings (figures 6 and 7)", fn, input_embeddings, cases, atol=1e-5)
