@@ -1,0 +1,207 @@
+"""Fine-tuning (chapter 05): genre passages, balanced samples, the fine-tuning loop and the stored learning curve."""
+
+from collections import Counter
+
+import pytest
+import torch
+
+from course_utils import finetune as ft
+from course_utils.data import GENRES, Play, Scene, Speech, load_play, load_wordpiece, play_names
+from course_utils.pretrain import TINY_BERT_PATH, load_tiny_bert
+
+
+@pytest.fixture(scope="module")
+def train_32():
+    return ft.genre_passages("train", 32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def results():
+    return ft.load_results()
+
+
+# ---------------------------------------------------------------- passages
+
+
+@pytest.mark.parametrize("split", ft.SPLITS)
+def test_passages_come_only_from_the_plays_of_their_split(split):
+    every = ft.genre_passages(split)
+    assert {p.play for p in every} == set(play_names(split))  # every play contributes, no other does
+    for p in ft.genre_passages(split, 60, seed=1):
+        assert p.play in play_names(split)
+        assert p.genre == load_play(p.play).genre and GENRES[p.label] == p.genre
+
+
+@pytest.mark.parametrize("split, n", [("train", 32), ("train", 128), ("train", 512), ("test", ft.N_EVAL)])
+def test_samples_are_balanced_distinct_and_deterministic(split, n):
+    sample = ft.genre_passages(split, n, seed=3)
+    counts = Counter(p.genre for p in sample)
+    assert len(sample) == len(set(sample)) == n
+    assert set(counts) == set(GENRES) and max(counts.values()) - min(counts.values()) <= 1
+    assert ft.genre_passages(split, n, seed=3) == sample
+    assert ft.genre_passages(split, n, seed=4) != sample
+
+
+def test_samples_of_one_seed_are_nested():
+    s32, s128, s512 = (set(ft.genre_passages("train", n, seed=0)) for n in (32, 128, 512))
+    assert s32 < s128 < s512
+
+
+def test_passages_fit_the_tiny_bert_and_their_text_gives_their_ids():
+    tokenizer = load_wordpiece()
+    passages = ft.genre_passages("test")
+    assert all(ft.MIN_TOKENS <= len(p.ids) <= ft.MAX_TOKENS for p in passages)
+    for p in passages[::50]:
+        assert tokenizer.encode(p.text, add_special_tokens=False).ids == list(p.ids)
+    batch = ft.encode(passages[:40])
+    lengths = torch.tensor([len(p.ids) for p in passages[:40]])
+    assert batch["input_ids"].shape[1] <= load_tiny_bert().encoder.max_len
+    assert (batch["input_ids"][:, 0] == ft.CLS_ID).all()
+    assert (batch["input_ids"].gather(1, (lengths + 1)[:, None]) == ft.SEP_ID).all()  # [CLS] passage [SEP]
+    assert batch["attention_mask"].sum(1).tolist() == (lengths + 2).tolist()
+
+
+def test_play_passages_pack_whole_speeches_and_cut_long_ones_between_words():
+    def speech(n_words: int, word: str = "the") -> Speech:
+        return Speech("A", " ".join([word] * n_words))  # "the" and "love" are single tokens
+
+    speeches = (speech(10), speech(30, "love"), speech(30), speech(100, "love"), speech(5))
+    play = Play("toy", "Toy", "comedies", (Scene("ACT I", "Scene 1", speeches),))
+    passages = ft.play_passages(play, max_tokens=62, min_tokens=16)
+    assert [len(p.ids) for p in passages] == [40, 30, 50, 55]  # 10+30 | 30 | 100 = 50+50 | +5
+    assert passages[0].text == speeches[0].text + "\n" + speeches[1].text
+    assert passages[3].text.endswith("\n" + speeches[4].text)
+    assert [len(p.ids) for p in ft.play_passages(play, max_tokens=62, min_tokens=45)] == [50, 55]
+    assert all(p.play == "toy" and p.label == GENRES.index("comedies") for p in passages)
+
+
+# ---------------------------------------------------------------- models and fine-tuning
+
+
+def test_the_classifier_reuses_the_pretrained_encoder_and_pooler():
+    bert, model = load_tiny_bert(), ft.tiny_bert_classifier(seed=0)
+    reused = {f"encoder.{k}": v for k, v in bert.encoder.state_dict().items()}
+    reused |= {f"pooler.{k}": v for k, v in bert.pooler.state_dict().items()}
+    state = model.state_dict()
+    assert set(state) - set(reused) == {"classifier.weight", "classifier.bias"}  # the only new parameters
+    assert all(torch.equal(state[k], v) for k, v in reused.items())
+    scratch = ft.tiny_bert_classifier(pretrained=False, seed=0).state_dict()
+    assert not torch.equal(scratch["encoder.embeddings.tok.weight"], reused["encoder.embeddings.tok.weight"])
+
+
+def test_fine_tune_fits_a_tiny_budget(train_32):
+    """On held-out plays 32 labels are too few to measure a gain reliably (see the learning curve), so this
+    checks that the loop learns: the genres of the 32 training passages, from chance to most of them."""
+    model = ft.tiny_bert_classifier(seed=0)
+    before = ft.accuracy(model, train_32)
+    ft.fine_tune(model, train_32, steps=25, lr=1e-3, batch_size=16, seed=0)
+    after = ft.accuracy(model, train_32)
+    assert before < 0.4 and after >= 0.75 and not model.training
+
+
+def test_fine_tune_is_seeded_and_leaves_the_global_random_state_alone(train_32):
+    states = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        model = ft.fine_tune(ft.tiny_bert_classifier(seed=1), train_32[:8], steps=2, lr=1e-3, batch_size=4, seed=5)
+        states.append(model.state_dict())
+        after = torch.rand(3)
+        torch.manual_seed(123)
+        assert torch.equal(after, torch.rand(3))  # as if nothing had drawn from the global generator
+    assert all(torch.equal(v, states[1][k]) for k, v in states[0].items())
+
+
+def test_freeze_encoder_trains_the_classifier_only(train_32):
+    model = ft.tiny_bert_classifier(seed=0)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    ft.fine_tune(model, train_32, steps=10, lr=1e-2, seed=0, freeze_encoder=True)
+    changed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed == {"classifier.weight", "classifier.bias"}
+
+
+def test_predict_accuracy_and_confusion_agree(train_32):
+    model = ft.tiny_bert_classifier(seed=0)
+    predictions = ft.predict(model, train_32, batch_size=5)  # several batches of different lengths
+    labels = torch.tensor([p.label for p in train_32])
+    confusion = ft.confusion_matrix(labels, predictions)
+    assert confusion.shape == (6, 6) and confusion.sum() == 32
+    assert confusion.sum(1).tolist() == torch.bincount(labels, minlength=6).tolist()  # rows: true genres
+    assert ft.accuracy(model, train_32) == pytest.approx(confusion.trace().item() / 32)
+
+
+# ---------------------------------------------------------------- the stored learning curve
+
+
+def test_stored_results_hold_every_model_budget_and_seed(results):
+    config = results["config"]
+    assert set(config["models"]) == set(ft.MODELS) and config["eval"]["split"] == "test"
+    keys = Counter((r["model"], r["budget"], r["seed"]) for r in results["runs"])
+    assert set(keys) == {(m, b, s) for m in config["models"] for b in config["budgets"] for s in config["seeds"]}
+    assert set(keys.values()) == {1}
+    assert len(config["seeds"]) >= 3 and config["budgets"] == sorted(config["budgets"])
+    assert config["recipes"] == ft.RECIPES  # the recipes that `run` would use today
+
+
+def test_stored_numbers_are_consistent(results):
+    n_eval = results["config"]["eval"]["n"]
+    for r in results["runs"]:
+        confusion = torch.tensor(r["confusion"])
+        assert confusion.shape == (6, 6) and confusion.sum() == n_eval
+        assert confusion.sum(1).tolist() == [n_eval // 6] * 6  # a balanced evaluation set
+        assert r["accuracy"] == pytest.approx(confusion.trace().item() / n_eval, abs=1e-4)
+        assert r["steps"] == ft.recipe(r["model"], r["budget"])["steps"]
+    assert results["summary"] == ft.summarise(results["runs"])
+
+
+def test_stored_results_were_made_with_the_shipped_checkpoint(results):
+    assert results["config"]["tiny_bert_sha256"] == ft._sha256(TINY_BERT_PATH), (
+        "the tiny BERT changed since the learning curve was computed: re-run `python -m course_utils.finetune`"
+    )
+
+
+def test_pretraining_beats_scratch_at_the_smallest_budget(results):
+    smallest = str(min(results["config"]["budgets"]))
+    summary = results["summary"]
+    assert summary["pretrained"][smallest]["mean"] > summary["scratch"][smallest]["mean"], summary
+
+
+def test_a_stored_point_is_reproduced(results):
+    stored = next(r for r in results["runs"] if (r["model"], r["budget"], r["seed"]) == ("pretrained", 32, 0))
+    again = ft.run("pretrained", 32, seed=0)
+    assert abs(again["accuracy"] - stored["accuracy"]) <= 0.01
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_bad_input_raises_errors_that_name_the_argument(train_32, tmp_path):
+    model = ft.tiny_bert_classifier(seed=0)
+    cases = [
+        (lambda: ft.genre_passages("dev"), ValueError, "split must be one of"),
+        (lambda: ft.genre_passages("train", 0), ValueError, "n must be >= 1"),
+        (lambda: ft.genre_passages("train", 2.5), TypeError, "n must be an int"),
+        (lambda: ft.genre_passages("test", 10**6), ValueError, "n must be <= "),
+        (lambda: ft.genre_passages("train", 6, seed="0"), TypeError, "seed must be an int"),
+        (lambda: ft.play_passages("hamlet"), TypeError, "play must be"),
+        (lambda: ft.play_passages(load_play("hamlet"), max_tokens=10, min_tokens=20), ValueError, "min_tokens"),
+        (lambda: ft.encode([]), ValueError, "passages must not be empty"),
+        (lambda: ft.encode("to be or not"), TypeError, "passages must be a list"),
+        (lambda: ft.encode([1, 2]), TypeError, "passages must hold Passage"),
+        (lambda: ft.fine_tune(torch.nn.Linear(2, 2), train_32, steps=1, lr=1e-3), TypeError, "model must be"),
+        (lambda: ft.fine_tune(model, train_32, steps=0, lr=1e-3), ValueError, "steps must be >= 1"),
+        (lambda: ft.fine_tune(model, train_32, steps=1, lr=-1.0), ValueError, "lr must be"),
+        (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, batch_size=0), ValueError, "batch_size"),
+        (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, freeze_encoder=1), TypeError, "freeze_encoder"),
+        (lambda: ft.tiny_bert_classifier(pretrained="yes"), TypeError, "pretrained must be a bool"),
+        (lambda: ft.recipe("bert", 32), ValueError, "model must be one of"),
+        (lambda: ft.recipe("scratch", 0), ValueError, "budget must be >= 1"),
+        (lambda: ft.run("gpt2", 32), ValueError, "model must be one of"),
+        (lambda: ft.learning_curve(models=["bert"]), ValueError, "models must be one of"),
+        (lambda: ft.confusion_matrix(torch.zeros(3), torch.zeros(3, dtype=torch.long)), TypeError, "labels"),
+        (lambda: ft.confusion_matrix(torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long)),
+         ValueError, "same shape"),
+        (lambda: ft.load_results(tmp_path / "missing.json"), FileNotFoundError, "python -m course_utils.finetune"),
+    ]
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
