@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from course_utils.exercises import ch04
 from course_utils.models import Embeddings
 from course_utils.objectives import IS_NEXT, IS_RANDOM, nsp_instances, truncate_seq_pair
+from exercise_contract import contract_tests  # tests/exercise_contract.py
 
 # ---------------------------------------------------------------- solutions, right and wrong
 
@@ -149,10 +150,6 @@ def embeddings_eps_outside(input_ids, token_type_ids, tok, pos, typ, gain, bias,
     return gain * (x - mu) / (x.std(-1, unbiased=False, keepdim=True) + eps) + bias
 
 
-def stub(*args):
-    raise NotImplementedError
-
-
 CHECKS = [
     (ch04.check_pair_inputs, pair_inputs),
     (ch04.check_truncate_seq_pair, truncate),
@@ -160,31 +157,7 @@ CHECKS = [
     (ch04.check_input_embeddings, embeddings),
 ]
 
-# ---------------------------------------------------------------- tests
-
-
-@pytest.mark.parametrize("check, solution", CHECKS)
-def test_a_right_solution_passes(check, solution, capsys):
-    assert check(solution) is True
-    assert "correct on all" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check, solution", [
-    (ch04.check_pair_inputs, pair_inputs_tensors),
-    (ch04.check_truncate_seq_pair, truncate_in_place_iterator),
-    (ch04.check_nsp_loss, nsp_loss_via_bert_labels),
-])
-def test_other_right_solutions_pass(check, solution):
-    assert check(solution) is True
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-def test_a_stub_is_not_attempted(check, capsys):
-    assert check(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check, wrong", [
+WRONG = [
     (ch04.check_pair_inputs, pair_inputs_first_sep_is_b),
     (ch04.check_pair_inputs, pair_inputs_last_sep_is_a),
     (ch04.check_pair_inputs, pair_inputs_no_final_sep),
@@ -203,10 +176,21 @@ def test_a_stub_is_not_attempted(check, capsys):
     (ch04.check_input_embeddings, embeddings_no_norm),
     (ch04.check_input_embeddings, embeddings_no_affine),
     (ch04.check_input_embeddings, embeddings_eps_outside),
+]
+
+(test_a_right_solution_passes, test_a_stub_is_not_attempted, test_a_wrong_solution_raises, test_bad_arguments_raise,
+ test_checks_leave_the_global_random_state_alone) = contract_tests(CHECKS, WRONG)
+
+# ---------------------------------------------------------------- tests
+
+
+@pytest.mark.parametrize("check, solution", [
+    (ch04.check_pair_inputs, pair_inputs_tensors),
+    (ch04.check_truncate_seq_pair, truncate_in_place_iterator),
+    (ch04.check_nsp_loss, nsp_loss_via_bert_labels),
 ])
-def test_a_wrong_solution_raises(check, wrong):
-    with pytest.raises(AssertionError, match="case"):
-        check(wrong)
+def test_other_right_solutions_pass(check, solution):
+    assert check(solution) is True
 
 
 def test_wrong_output_types_are_reported():
@@ -267,21 +251,3 @@ def test_in_place_student_code_cannot_corrupt_the_reference():
     assert ch04.check_truncate_seq_pair(truncate_in_place_iterator) is True
     assert ch04.check_nsp_loss(loss_in_place) is True
     assert ch04.check_input_embeddings(embeddings_in_place) is True
-
-
-def test_checks_leave_the_global_random_state_alone():
-    torch.manual_seed(123)
-    random.seed(123)
-    expected = torch.rand(3), random.random()
-    torch.manual_seed(123)
-    random.seed(123)
-    for check, solution in CHECKS:
-        check(solution)
-    assert torch.equal(torch.rand(3), expected[0]) and random.random() == expected[1]
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-@pytest.mark.parametrize("bad", [None, 42, "truncate_seq_pair"])
-def test_bad_arguments_raise(check, bad):
-    with pytest.raises(TypeError, match="student_fn must be a function"):
-        check(bad)

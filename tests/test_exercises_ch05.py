@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_utils.exercises import ch05
+from exercise_contract import contract_tests  # tests/exercise_contract.py
 
 # ---------------------------------------------------------------- solutions, right and wrong
 
@@ -106,32 +107,13 @@ def sample_sorting_labels(labels, n, seed):  # modifies the caller's list
     return balanced_sample(labels, n, seed)
 
 
-def stub(*args):
-    raise NotImplementedError
-
-
 CHECKS = [
     (ch05.check_classifier_head, head),
     (ch05.check_switch_counts, counts),
     (ch05.check_balanced_sample, balanced_sample),
 ]
 
-# ---------------------------------------------------------------- tests
-
-
-@pytest.mark.parametrize("check, solution", CHECKS)
-def test_a_right_solution_passes(check, solution, capsys):
-    assert check(solution) is True
-    assert "correct on all" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-def test_a_stub_is_not_attempted(check, capsys):
-    assert check(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("check, wrong", [
+WRONG = [
     (ch05.check_classifier_head, head_mean_pooled),
     (ch05.check_classifier_head, head_last_token),
     (ch05.check_classifier_head, head_no_tanh),
@@ -148,10 +130,12 @@ def test_a_stub_is_not_attempted(check, capsys):
     (ch05.check_balanced_sample, sample_extra_to_first_classes),
     (ch05.check_balanced_sample, sample_with_repeats),
     (ch05.check_balanced_sample, sample_sorting_labels),
-])
-def test_a_wrong_solution_raises(check, wrong):
-    with pytest.raises(AssertionError, match="case"):
-        check(wrong)
+]
+
+(test_a_right_solution_passes, test_a_stub_is_not_attempted, test_a_wrong_solution_raises, test_bad_arguments_raise,
+ test_checks_leave_the_global_random_state_alone) = contract_tests(CHECKS, WRONG)
+
+# ---------------------------------------------------------------- tests
 
 
 def test_wrong_shapes_and_types_are_reported():
@@ -188,17 +172,6 @@ def test_in_place_student_code_cannot_corrupt_the_reference():
     assert ch05.check_classifier_head(in_place) is True
 
 
-def test_checks_leave_the_global_random_state_alone():
-    torch.manual_seed(123)
-    random.seed(123)
-    for check, solution in CHECKS:
-        check(solution)
-    after = torch.rand(3), random.random()
-    torch.manual_seed(123)
-    random.seed(123)
-    assert torch.equal(torch.rand(3), after[0]) and random.random() == after[1]
-
-
 @pytest.mark.parametrize("args, error, match", [
     ((0, 128, 6), ValueError, "vocab_size must be >= 1, got 0"),
     ((8000, 128.0, 6), TypeError, "d_model must be an int"),
@@ -207,10 +180,3 @@ def test_checks_leave_the_global_random_state_alone():
 def test_reference_counts_reject_bad_sizes(args, error, match):
     with pytest.raises(error, match=match):
         ch05.switch_counts(*args)
-
-
-@pytest.mark.parametrize("check", [c for c, _ in CHECKS])
-@pytest.mark.parametrize("bad", [None, 42, "head"])
-def test_bad_arguments_raise(check, bad):
-    with pytest.raises(TypeError, match="student_fn must be a function"):
-        check(bad)
