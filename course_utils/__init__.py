@@ -1,7 +1,11 @@
 """Reference implementations for the course book "LLMs: from attention to generation".
 
-One module per idea, dependencies pointing down (see the README):
-attention (eq. 1) -> layers (eq. 2-4) -> models -> hf.
+One module per idea; a module imports only from the rows below it (finetune also loads pretrain's checkpoint):
+    widgets, exercises, pretrain, finetune    the chapters' faces: widgets, checks, `python -m` scripts
+    training, hf                              the train loop; weights to and from torch and transformers
+    models                                    Encoder (BERT-like) and its heads
+    layers, objectives                        eq. (2)-(4); Word2Vec, MLM and NSP data
+    attention, data, plots                    eq. (1) and masks; corpus, splits, tokenizer; matplotlib helpers
 """
 
 import random
