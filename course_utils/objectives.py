@@ -55,21 +55,35 @@ def keep_probability(counts: torch.Tensor, sample: float = 1e-3) -> torch.Tensor
 
 
 def skipgram_pairs(
-    sentence: torch.Tensor, keep: torch.Tensor, window: int = 5, generator: torch.Generator | None = None
+    sentences: torch.Tensor | Sequence[torch.Tensor],
+    keep: torch.Tensor,
+    window: int = 5,
+    generator: torch.Generator | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(center, context) pairs of one sentence of word ids: subsample, then a radius uniform in 1..window."""
+    """(center, context) pairs of word ids: subsample, then a radius uniform in 1..window around each kept word.
+
+    `sentences` is one sentence (a 1-D tensor of ids) or a list of them, done in one call; no window reaches
+    across two sentences. keep[id] is the probability of keeping a word (keep_probability).
+    """
     check_positive_int("window", window)
-    sentence = sentence[keep[sentence] >= torch.rand(len(sentence), generator=generator)]  # subsampling
-    radius = window - torch.randint(window, (len(sentence),), generator=generator)  # dynamic window b
-    position = torch.arange(len(sentence))
+    if isinstance(sentences, torch.Tensor):
+        sentences = [sentences]
+    stream = torch.cat(list(sentences)) if len(sentences) else torch.zeros(0, dtype=torch.long)  # (N,)
+    sentence_of = torch.arange(len(sentences)).repeat_interleave(torch.tensor([len(x) for x in sentences]))
+    kept = keep[stream] >= torch.rand(len(stream), generator=generator)  # subsampling, before the windows
+    stream, sentence_of = stream[kept], sentence_of[kept]
+    radius = window - torch.randint(window, (len(stream),), generator=generator)  # dynamic window b
+    position = torch.arange(len(stream))
     centers, contexts = [], []
     for offset in range(-window, window + 1):  # every context position c = pos + offset within the radius
         context = position + offset
-        ok = (offset != 0) & (abs(offset) <= radius) & (context >= 0) & (context < len(sentence))
+        inside = (context >= 0) & (context < len(stream))
+        same = sentence_of[context.clamp(0, max(len(stream) - 1, 0))] == sentence_of  # same sentence only
+        ok = (offset != 0) & (abs(offset) <= radius) & inside & same
         centers.append(position[ok])
         contexts.append(context[ok])
     order = torch.cat(centers).argsort(stable=True)  # pairs grouped by center, contexts left to right
-    return sentence[torch.cat(centers)[order]], sentence[torch.cat(contexts)[order]]
+    return stream[torch.cat(centers)[order]], stream[torch.cat(contexts)[order]]
 
 
 def sample_negatives(

@@ -176,3 +176,15 @@ def test_build_vocab_min_count():
     assert vocab.itos == ["a", "b"] and vocab.counts.tolist() == [3, 2]
     with pytest.raises(ValueError, match="min_count=9"):
         build_vocab([["a"]], min_count=9)
+
+
+def test_skipgram_pairs_over_several_sentences_never_cross_them():
+    g = torch.Generator().manual_seed(0)
+    sentences = [torch.arange(0, 7), torch.arange(100, 103), torch.arange(200, 240)]
+    centers, contexts = skipgram_pairs(sentences, keep=torch.ones(300), window=5, generator=g)
+    assert (centers // 100 == contexts // 100).all()  # both words of a pair come from one sentence
+    assert set((centers // 100).tolist()) == {0, 1, 2}
+    # one sentence given alone or in a list of one: the same draws, the same pairs
+    one = skipgram_pairs(sentences[2], torch.ones(300), 5, torch.Generator().manual_seed(1))
+    listed = skipgram_pairs(sentences[2:], torch.ones(300), 5, torch.Generator().manual_seed(1))
+    assert torch.equal(one[0], listed[0]) and torch.equal(one[1], listed[1])
