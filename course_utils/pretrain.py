@@ -22,7 +22,7 @@ from safetensors import safe_open
 from safetensors.torch import load_model, save_model
 
 from . import set_seed
-from .data import ASSETS, load_plays, load_wordpiece
+from .data import ASSETS, SPECIAL_TOKENS, load_plays, load_wordpiece
 from .models import Encoder, EncoderForPreTraining
 from .objectives import IGNORE_INDEX, IS_NEXT, IS_RANDOM, mask_tokens, nsp_instances
 from .training import train
@@ -78,12 +78,15 @@ def collate(instances, pad_id: int = 0) -> dict[str, torch.Tensor]:
     }
 
 
+def _mask(input_ids: torch.Tensor, vocab_size: int, generator: torch.Generator | None):
+    """BERT's 15% / 80-10-10 corruption with our WordPiece tokenizer's [MASK] and special ids."""
+    return mask_tokens(input_ids, mask_token_id=SPECIAL_TOKENS.index("[MASK]"), vocab_size=vocab_size,
+                       special_token_ids=range(len(SPECIAL_TOKENS)), generator=generator)
+
+
 def mlm_nsp_loss(model: EncoderForPreTraining, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
     """BERT's pre-training loss: MLM cross-entropy on the selected positions + NSP cross-entropy (eq. 5)."""
-    inputs, labels = mask_tokens(
-        batch["input_ids"], mask_token_id=4, vocab_size=model.encoder.vocab_size,
-        special_token_ids=range(5), generator=generator,
-    )
+    inputs, labels = _mask(batch["input_ids"], model.encoder.vocab_size, generator)
     out = model.encoder(inputs, batch["token_type_ids"], batch["attention_mask"])
     selected = labels != IGNORE_INDEX  # only the masked positions go through the (V-wide) MLM head
     mlm = F.cross_entropy(model.mlm(out.last_hidden_state[selected]), labels[selected])
@@ -122,8 +125,7 @@ def evaluate_bert(model: EncoderForPreTraining, split: str = "test", *, n_instan
     model.eval()
     for start in range(0, len(instances), 64):
         batch = collate(instances[start:start + 64])
-        inputs, labels = mask_tokens(batch["input_ids"], mask_token_id=4, vocab_size=model.encoder.vocab_size,
-                                     special_token_ids=range(5), generator=g)
+        inputs, labels = _mask(batch["input_ids"], model.encoder.vocab_size, g)
         out = model(inputs, batch["token_type_ids"], batch["attention_mask"])
         selected = labels != IGNORE_INDEX
         hits += (out.mlm_logits.argmax(-1)[selected] == labels[selected]).sum().item()
