@@ -3,10 +3,13 @@
 - Word2Vec skip-gram with negative sampling, as word2vec.c does it: x~ = (w, C+) -> 1 or (w, C-) -> 0.
 - BERT's masked language modelling (15% of tokens; 80% [MASK], 10% random, 10% kept), as transformers does it.
 - BERT's next sentence prediction pairs, as Google's create_pretraining_data.py builds them.
+- BART's noising (text infilling, token masking and deletion, sentence permutation, document rotation), as
+  fairseq's DenoisingDataset does it: x~ = the corrupted document, y~ = the document.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from typing import NamedTuple, Sequence
@@ -15,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_positive_int, check_tensor
+from ._validate import check_positive_float, check_positive_int, check_tensor
 
 IGNORE_INDEX = -100  # labels of positions outside the loss (CrossEntropyLoss's default ignore_index)
 IS_NEXT, IS_RANDOM = 0, 1  # BERT's NSP labels; the lecture's eq. (5) writes 1 for "follows": the reverse
@@ -240,3 +243,172 @@ def nsp_instances(
             chunk, length = [], 0
         i += 1
     return instances
+
+
+# ------------------------------------------------------------------ BART: noising (fairseq's DenoisingDataset)
+
+
+def _check_document(tokens) -> None:
+    check_tensor("tokens", tokens, ndim=1)
+    if tokens.dtype != torch.long:
+        raise TypeError(f"tokens must be a LongTensor, got dtype {tokens.dtype}")
+    if len(tokens) < 2:
+        raise ValueError(f"tokens must hold at least <s> and </s> (length >= 2), got length {len(tokens)}")
+
+
+def _num_to_mask(is_word_start: torch.Tensor, ratio: float) -> int:
+    return math.ceil((is_word_start.float().sum() * ratio).item())  # in float32 as fairseq: 50 * 0.3 -> 16
+
+
+def _subword_positions(tokens: torch.Tensor, ratio: float, generator: torch.Generator | None) -> torch.Tensor:
+    """ceil(ratio * (L - 2)) distinct positions among 1..L-2: fairseq's mask_length="subword" (spans of one token)."""
+    is_word_start = torch.ones_like(tokens)  # (L,)
+    is_word_start[0] = is_word_start[-1] = 0  # <s> and </s> never chosen
+    n = _num_to_mask(is_word_start, ratio)
+    return 1 + torch.randperm(len(tokens) - 2, generator=generator)[:n]
+
+
+def _insert_masks(tokens: torch.Tensor, n: int, mask_token_id: int, generator: torch.Generator | None) -> torch.Tensor:
+    """fairseq's add_insertion_noise: n <mask>s at random places between <s> and </s>."""
+    positions = 1 + torch.randperm(len(tokens) + n - 2, generator=generator)[:n]
+    is_inserted = torch.zeros(len(tokens) + n, dtype=torch.bool)  # (L + n,)
+    is_inserted[positions] = True
+    result = torch.full((len(tokens) + n,), mask_token_id)
+    result[~is_inserted] = tokens
+    return result
+
+
+def _check_poisson_lambda(poisson_lambda) -> None:
+    check_positive_float("poisson_lambda", poisson_lambda)
+    if math.exp(-poisson_lambda) < 1e-7:  # fairseq's pmf would be the single point k = 0: it never ends
+        raise ValueError(f"poisson_lambda must be at most -ln(1e-7) = 16.1, got {poisson_lambda}")
+
+
+def poisson_span_lengths(num_to_mask: int, poisson_lambda: float, generator: torch.Generator | None = None
+                         ) -> torch.Tensor:
+    """Span lengths ~ Poisson(lambda), zeros included, cut so that they sum to exactly num_to_mask (fairseq).
+
+    The pmf stops at k = 127 or at the first k whose probability is < 1e-7; lengths are drawn num_to_mask at a
+    time until they reach the budget, kept up to the first span that reaches it, and that span is shortened.
+    """
+    check_positive_int("num_to_mask", num_to_mask)
+    _check_poisson_lambda(poisson_lambda)
+    pmf = []
+    for k in range(128):
+        pmf.append(math.exp(-poisson_lambda) * poisson_lambda**k / math.factorial(k))
+        if pmf[-1] < 1e-7:
+            break
+    pmf = torch.tensor(pmf)  # float32, as fairseq's Categorical
+    lengths = torch.multinomial(pmf, num_to_mask, replacement=True, generator=generator)
+    while lengths.sum() < num_to_mask:
+        lengths = torch.cat([lengths, torch.multinomial(pmf, num_to_mask, replacement=True, generator=generator)])
+    cum_length = lengths.cumsum(0)
+    i = int((cum_length < num_to_mask).sum())  # the first span that reaches the budget
+    lengths[i] = num_to_mask - (cum_length[i - 1] if i > 0 else 0)
+    return lengths[: i + 1]
+
+
+def text_infilling(
+    tokens: torch.Tensor,
+    mask_token_id: int,
+    *,
+    mask_ratio: float = 0.3,
+    poisson_lambda: float = 3.0,
+    word_starts: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """BART's text infilling: spans of Poisson(lambda) words each become one <mask>; a 0-length span inserts one.
+
+    fairseq's add_whole_word_mask (mask_length="span-poisson", replace_length=1), then add_insertion_noise.
+    ceil(mask_ratio * #word starts) words are budgeted; spans start at distinct random word starts, run over
+    whole words (up to the next word start), stop before </s> and may overlap (then fewer words are masked).
+    word_starts (L,) bool marks the tokens that begin a word (data.bpe_word_starts); by default every token does.
+    """
+    _check_document(tokens)
+    check_positive_int("mask_token_id", mask_token_id, minimum=0)
+    _check_probability("mask_ratio", mask_ratio)
+    _check_poisson_lambda(poisson_lambda)
+    if word_starts is None:
+        word_starts = torch.ones_like(tokens, dtype=torch.bool)
+    check_tensor("word_starts", word_starts, ndim=1)
+    if word_starts.dtype != torch.bool:
+        raise TypeError(f"word_starts must be a bool tensor, got dtype {word_starts.dtype}")
+    if word_starts.shape != tokens.shape:
+        raise ValueError(f"word_starts must have the shape of tokens {tuple(tokens.shape)}, "
+                         f"got {tuple(word_starts.shape)}")
+
+    is_word_start = word_starts.long()  # (L,)
+    is_word_start[0] = is_word_start[-1] = 0  # <s> and </s> never masked
+    num_to_mask = _num_to_mask(is_word_start, mask_ratio)
+    if num_to_mask == 0:
+        return tokens.clone()
+    lengths = poisson_span_lengths(num_to_mask, poisson_lambda, generator)
+    num_inserts = int((lengths == 0).sum())
+    lengths = lengths[lengths > 0]  # (n_spans,)
+    starts = is_word_start.nonzero().squeeze(1)  # (W,)
+    indices = starts[torch.randperm(len(starts), generator=generator)[: len(lengths)]]  # (n_spans,)
+
+    source, to_keep = tokens.clone(), torch.ones(len(tokens), dtype=torch.bool)
+    source[indices] = mask_token_id  # a span's first token becomes <mask>, the rest of it is deleted
+    is_word_start[-1] = 255  # </s> acts as a very long word: no span runs into it
+    lengths = lengths - 1  # words still to cover after the current one
+    while len(indices):  # step every unfinished span one token on; a new word start uses up one word
+        lengths = lengths - is_word_start[indices + 1]
+        going = lengths >= 0
+        indices, lengths = indices[going] + 1, lengths[going]
+        to_keep[indices] = False
+    source = source[to_keep]
+    if num_inserts == 0:
+        return source
+    # as fairseq: the count goes through the ratio num_inserts / L, so float rounding may add one more <mask>
+    n = math.ceil(len(source) * (num_inserts / len(source)))
+    return _insert_masks(source, n, mask_token_id, generator)
+
+
+def token_masking(
+    tokens: torch.Tensor, mask_token_id: int, *, ratio: float = 0.15, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """BART's token masking: ceil(ratio * (L - 2)) random tokens become <mask> (fairseq: subword, replace_length=1)."""
+    _check_document(tokens)
+    check_positive_int("mask_token_id", mask_token_id, minimum=0)
+    _check_probability("ratio", ratio)
+    source = tokens.clone()
+    source[_subword_positions(tokens, ratio, generator)] = mask_token_id
+    return source
+
+
+def token_deletion(tokens: torch.Tensor, *, ratio: float = 0.15, generator: torch.Generator | None = None
+                   ) -> torch.Tensor:
+    """BART's token deletion: ceil(ratio * (L - 2)) random tokens removed (fairseq: subword, replace_length=0)."""
+    _check_document(tokens)
+    _check_probability("ratio", ratio)
+    to_keep = torch.ones(len(tokens), dtype=torch.bool)  # (L,)
+    to_keep[_subword_positions(tokens, ratio, generator)] = False
+    return tokens[to_keep]
+
+
+def sentence_permutation(tokens: torch.Tensor, full_stop_id: int, *, generator: torch.Generator | None = None
+                         ) -> torch.Tensor:
+    """BART's sentence permutation: all sentences shuffled (fairseq's permute_sentences with p = 1).
+
+    A sentence ends at a full stop not preceded by another one, and the token before </s> counts as a full stop;
+    what follows the last sentence end (a run of full stops before </s>) stays in place.
+    """
+    _check_document(tokens)
+    check_positive_int("full_stop_id", full_stop_id, minimum=0)
+    full_stops = tokens == full_stop_id  # (L,)
+    full_stops[-2] = True
+    ends = (full_stops[1:] & ~full_stops[:-1]).nonzero().squeeze(1) + 2  # one past each sentence, (n,)
+    if len(ends) == 0:
+        return tokens.clone()
+    starts = torch.cat([torch.tensor([1]), ends[:-1]])  # (n,)
+    order = torch.randperm(len(ends), generator=generator)
+    sentences = [tokens[starts[i]:ends[i]] for i in order]
+    return torch.cat([tokens[:1], *sentences, tokens[ends[-1]:]])
+
+
+def document_rotation(tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    """BART's document rotation: the text between <s> and </s> starts at a random token (fairseq's rolling noise)."""
+    _check_document(tokens)
+    offset = int(torch.randint(1, max(1, len(tokens) - 1) + 1, (1,), generator=generator))  # in 1..L-1
+    return torch.cat([tokens[:1], tokens[offset:-1], tokens[1:offset], tokens[-1:]])

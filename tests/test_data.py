@@ -3,9 +3,13 @@
 import json
 
 import pytest
+import torch
 
 from course_utils import data
-from course_utils.data import SPECIAL_TOKENS, load_play, load_plays, load_wordpiece, parse_play, play_names
+from course_utils.data import (
+    BPE_SPECIAL_TOKENS, SPECIAL_TOKENS, bpe_word_starts, load_bpe, load_play, load_plays, load_wordpiece, parse_play,
+    play_names,
+)
 
 
 def test_all_plays_with_their_genres():
@@ -94,3 +98,40 @@ def test_words_lowercase_and_inner_apostrophes():
     assert data.words("'Tis now struck twelve; O'er the hill, Francisco!") == [
         "tis", "now", "struck", "twelve", "o'er", "the", "hill", "francisco"
     ]
+
+
+def test_bpe_special_ids_are_barts_and_the_template_wraps_in_s():
+    tok = load_bpe()
+    assert [tok.token_to_id(t) for t in BPE_SPECIAL_TOKENS] == [0, 1, 2, 3, 4]  # <s> <pad> </s> <unk> <mask>
+    assert tok.get_vocab_size() == 8000
+    enc = tok.encode("To be, or not to be")
+    assert enc.tokens == ["<s>", "To", "Ġbe", ",", "Ġor", "Ġnot", "Ġto", "Ġbe", "</s>"]  # GPT-2: no prefix space
+
+
+def test_bpe_is_lossless_on_held_out_plays():
+    """Byte-level: decode(encode(text)) gives the text back, line breaks, case and unseen characters included."""
+    tok = load_bpe()
+    texts = [speech.text for play in load_plays("test") for speech in play.speeches]
+    assert len(texts) > 4000
+    assert all(tok.decode(enc.ids) == text for enc, text in zip(tok.encode_batch(texts), texts))
+    odd = "Ærger — naïve «café» 🎭\n\tend"
+    assert tok.decode(tok.encode(odd).ids) == odd  # bytes never seen in training still round-trip
+
+
+def test_bpe_word_starts_mark_a_leading_space_specials_and_the_first_word():
+    tok = load_bpe()
+    ids = torch.tensor(tok.encode("To be, or not to be: that is the question.").ids)
+    tokens = [tok.id_to_token(i) for i in ids.tolist()]
+    expected = [t in BPE_SPECIAL_TOKENS or t.startswith("Ġ") or tokens[i - 1] == "<s>" for i, t in enumerate(tokens)]
+    assert bpe_word_starts(ids).tolist() == expected
+    assert bpe_word_starts(ids).tolist()[:5] == [True, True, True, False, True]  # <s> To Ġbe , Ġor
+    with pytest.raises(TypeError, match="ids must be a LongTensor"):
+        bpe_word_starts(ids.int())
+    with pytest.raises(ValueError, match=r"ids must lie in \[0, 8000\)"):
+        bpe_word_starts(torch.tensor([0, 8000, 2]))
+
+
+def test_bpe_file_is_what_the_script_builds():
+    """The shipped JSON is byte-for-byte the rebuild from the training plays (the BPE trainer is deterministic)."""
+    texts = [speech.text for play in load_plays("train") for speech in play.speeches]
+    assert data.train_bpe(texts).to_str(pretty=True) == data.BPE_PATH.read_text()
