@@ -1,4 +1,4 @@
-"""Weights to and from the libraries our modules explain: torch.nn and transformers (BERT / MiniLM).
+"""Weights to and from the libraries our modules explain: torch.nn and transformers (BERT / MiniLM, GPT-2, BART).
 
 Each conversion is a table of parameter names, ours -> theirs, so the same table serves both directions.
 """
@@ -8,13 +8,15 @@ from __future__ import annotations
 import os
 import socket
 
+import torch
 from torch import nn
 
 from .attention import MultiHeadAttention
 from .layers import TransformerLayer
-from .models import Encoder, EncoderForClassification, EncoderForPreTraining
+from .models import Decoder, Encoder, EncoderDecoder, EncoderForClassification, EncoderForPreTraining
 
 _ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh"}
+_THEIR_ACTIVATIONS = {"relu": "relu", "gelu": "gelu", "gelu_tanh": "gelu_new"}  # ours -> transformers'
 
 
 def mha_from_torch(theirs: nn.MultiheadAttention) -> MultiHeadAttention:
@@ -99,10 +101,10 @@ def _config_from_encoder(ours: Encoder, **extra):
     from transformers import BertConfig
 
     layer = ours.layers[0]
-    act = {v: k for k, v in _ACTIVATIONS.items() if k != "gelu_pytorch_tanh"}[layer.ffn.activation]
     return BertConfig(
         vocab_size=ours.vocab_size, hidden_size=layer.attn.d_model, num_hidden_layers=len(ours.layers),
-        num_attention_heads=layer.attn.n_heads, intermediate_size=layer.ffn.w1.out_features, hidden_act=act,
+        num_attention_heads=layer.attn.n_heads, intermediate_size=layer.ffn.w1.out_features,
+        hidden_act=_THEIR_ACTIVATIONS[layer.ffn.activation],
         max_position_embeddings=ours.max_len, type_vocab_size=ours.type_vocab_size,
         layer_norm_eps=layer.norm1.eps, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
         attn_implementation="eager", **extra,
@@ -200,6 +202,199 @@ def classifier_to_bert(ours: EncoderForClassification):
     n_labels = ours.classifier.out_features
     bert = BertForSequenceClassification(_config_from_encoder(ours.encoder, num_labels=n_labels))
     return _copy_out(ours, bert, "classification", len(ours.encoder.layers))
+
+
+def _gpt2_names(n_layers: int) -> dict[str, str]:
+    """Our Decoder's parameter names -> GPT2LMHeadModel's, with c_attn split into c_attn.q / .k / .v."""
+    names = {
+        "tok.weight": "transformer.wte.weight",
+        "pos.weight": "transformer.wpe.weight",
+        "norm.weight": "transformer.ln_f.weight",
+        "norm.bias": "transformer.ln_f.bias",
+    }
+    for i in range(n_layers):
+        ours, theirs = f"layers.{i}.", f"transformer.h.{i}."
+        for o, t in [
+            ("norm1", "ln_1"),
+            ("attn.q_proj", "attn.c_attn.q"),
+            ("attn.k_proj", "attn.c_attn.k"),
+            ("attn.v_proj", "attn.c_attn.v"),
+            ("attn.out_proj", "attn.c_proj"),
+            ("norm2", "ln_2"),
+            ("ffn.w1", "mlp.c_fc"),
+            ("ffn.w2", "mlp.c_proj"),
+        ]:
+            for p in ("weight", "bias"):
+                names[f"{ours}{o}.{p}"] = f"{theirs}{t}.{p}"
+    return names
+
+
+def _unpack_gpt2(state: dict) -> dict:
+    """GPT-2's weights as nn.Linear holds them: Conv1D's (in, out) transposed, c_attn's packed q|k|v split."""
+    out = {}
+    for name, t in state.items():
+        if name.startswith("transformer.h.") and t.dim() == 2:
+            t = t.T  # Conv1D computes x @ W + b with W (in, out); nn.Linear keeps W (out, in)
+        if ".c_attn." in name:  # the 3 d_model columns of c_attn, now rows, are q | k | v
+            for part, chunk in zip("qkv", t.chunk(3)):
+                out[name.replace("c_attn", f"c_attn.{part}")] = chunk
+        else:
+            out[name] = t
+    return out
+
+
+def _pack_gpt2(state: dict) -> dict:
+    """The inverse of _unpack_gpt2: concatenate q|k|v into c_attn and transpose back to Conv1D's (in, out)."""
+    out = {}
+    for name, t in state.items():
+        if ".c_attn.k." in name or ".c_attn.v." in name:
+            continue  # packed together with q
+        if ".c_attn.q." in name:
+            t = torch.cat([t, state[name.replace(".q.", ".k.")], state[name.replace(".q.", ".v.")]])  # rows q | k | v
+            name = name.replace("c_attn.q", "c_attn")
+        out[name] = t.T.contiguous() if name.startswith("transformer.h.") and t.dim() == 2 else t
+    return out
+
+
+def _decoder_from_config(c) -> Decoder:
+    unsupported = {
+        "activation_function": c.activation_function not in _ACTIVATIONS,
+        "scale_attn_weights": not c.scale_attn_weights,  # ours always scales by 1/sqrt(d_head)
+        "scale_attn_by_inverse_layer_idx": c.scale_attn_by_inverse_layer_idx,
+        "add_cross_attention": c.add_cross_attention,
+        "tie_word_embeddings": not c.tie_word_embeddings,  # our LM head is the token embedding
+    }
+    bad = {k: getattr(c, k) for k, v in unsupported.items() if v}
+    if bad:
+        raise ValueError(f"our Decoder cannot express this GPT-2 config: {bad}")
+    return Decoder(
+        c.vocab_size, c.n_embd, c.n_head, c.n_layer, c.n_inner, max_len=c.n_positions,
+        activation=_ACTIVATIONS[c.activation_function], eps=c.layer_norm_epsilon,
+    )
+
+
+def decoder_from_gpt2(gpt2) -> Decoder:
+    """Our Decoder with the weights of a transformers.GPT2LMHeadModel, in eval mode."""
+    from transformers import GPT2LMHeadModel
+
+    if not isinstance(gpt2, GPT2LMHeadModel):
+        raise TypeError(f"gpt2 must be a transformers.GPT2LMHeadModel, got {type(gpt2).__name__}")
+    ours = _decoder_from_config(gpt2.config)
+    state = _unpack_gpt2(gpt2.state_dict())
+    ours.load_state_dict({o: state[t].detach().clone() for o, t in _gpt2_names(ours.n_layers).items()})
+    return ours.eval()
+
+
+def decoder_to_gpt2(ours: Decoder):
+    """A transformers.GPT2LMHeadModel (eager attention, lm_head tied) with the weights of our Decoder, in eval mode."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    if not isinstance(ours, Decoder):
+        raise TypeError(f"ours must be a course_utils Decoder, got {type(ours).__name__}")
+    if not ours.causal:
+        raise ValueError("GPT-2 is causal: a Decoder built with causal=False has no GPT-2 equivalent")
+    layer = ours.layers[0]
+    config = GPT2Config(
+        vocab_size=ours.vocab_size, n_positions=ours.max_len, n_embd=layer.attn.d_model, n_layer=ours.n_layers,
+        n_head=layer.attn.n_heads, n_inner=layer.ffn.w1.out_features,
+        activation_function=_THEIR_ACTIVATIONS[layer.ffn.activation], layer_norm_epsilon=ours.norm.eps,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=None, eos_token_id=None,
+        attn_implementation="eager",
+    )  # no special ids: our Decoder has none, so pass eos_token_id to generate()
+    gpt2 = GPT2LMHeadModel(config)
+    mine = ours.state_dict()
+    state = _pack_gpt2({t: mine[o].detach().clone() for o, t in _gpt2_names(ours.n_layers).items()})
+    missing, unexpected = gpt2.load_state_dict(state, strict=False)
+    if unexpected or missing != ["lm_head.weight"]:  # lm_head is tied to wte, loaded with it
+        raise RuntimeError(f"conversion is incomplete: missing {missing}, unexpected {unexpected}")
+    return gpt2.eval()
+
+
+def _bart_names(n_encoder_layers: int, n_decoder_layers: int) -> dict[str, str]:
+    """Our EncoderDecoder's parameter and buffer names -> BartForConditionalGeneration's."""
+    names = {"tok.weight": "model.shared.weight", "final_logits_bias": "final_logits_bias"}
+    for ours, theirs in (("enc", "model.encoder"), ("dec", "model.decoder")):
+        names[f"{ours}_pos.weight"] = f"{theirs}.embed_positions.weight"
+        names |= {f"{ours}_norm.{p}": f"{theirs}.layernorm_embedding.{p}" for p in ("weight", "bias")}
+    pairs = {
+        "encoder": [("attn.q_proj", "self_attn.q_proj"), ("attn.k_proj", "self_attn.k_proj"),
+                    ("attn.v_proj", "self_attn.v_proj"), ("attn.out_proj", "self_attn.out_proj"),
+                    ("norm1", "self_attn_layer_norm"), ("ffn.w1", "fc1"), ("ffn.w2", "fc2"),
+                    ("norm2", "final_layer_norm")],
+        "decoder": [*((f"self_attn.{w}", f"self_attn.{w}") for w in ("q_proj", "k_proj", "v_proj", "out_proj")),
+                    ("norm1", "self_attn_layer_norm"),
+                    *((f"cross_attn.{w}", f"encoder_attn.{w}") for w in ("q_proj", "k_proj", "v_proj", "out_proj")),
+                    ("norm2", "encoder_attn_layer_norm"), ("ffn.w1", "fc1"), ("ffn.w2", "fc2"),
+                    ("norm3", "final_layer_norm")],
+    }
+    for stack, n in (("encoder", n_encoder_layers), ("decoder", n_decoder_layers)):
+        for i in range(n):
+            for o, t in pairs[stack]:
+                for p in ("weight", "bias"):
+                    names[f"{stack}_layers.{i}.{o}.{p}"] = f"model.{stack}.layers.{i}.{t}.{p}"
+    return names
+
+
+def _encoder_decoder_from_config(c) -> EncoderDecoder:
+    unsupported = {
+        "activation_function": c.activation_function not in _ACTIVATIONS,
+        "scale_embedding": c.scale_embedding,  # ours adds the token embedding unscaled
+        "decoder_attention_heads": c.decoder_attention_heads != c.encoder_attention_heads,  # ours: one n_heads
+        "decoder_ffn_dim": c.decoder_ffn_dim != c.encoder_ffn_dim,  # and one d_ff
+        "tie_word_embeddings": not c.tie_word_embeddings,  # our LM head is the shared embedding
+    }
+    bad = {k: getattr(c, k) for k, v in unsupported.items() if v}
+    if bad:
+        raise ValueError(f"our EncoderDecoder cannot express this BART config: {bad}")
+    return EncoderDecoder(
+        c.vocab_size, c.d_model, c.encoder_attention_heads, c.encoder_layers, c.decoder_layers, c.encoder_ffn_dim,
+        max_len=c.max_position_embeddings, activation=_ACTIVATIONS[c.activation_function],
+        pad_token_id=c.pad_token_id, bos_token_id=c.bos_token_id, eos_token_id=c.eos_token_id,
+        decoder_start_token_id=c.decoder_start_token_id,
+    )
+
+
+def encoder_decoder_from_bart(bart) -> EncoderDecoder:
+    """Our EncoderDecoder with the weights of a transformers.BartForConditionalGeneration, in eval mode."""
+    from transformers import BartForConditionalGeneration
+
+    if not isinstance(bart, BartForConditionalGeneration):
+        raise TypeError(f"bart must be a transformers.BartForConditionalGeneration, got {type(bart).__name__}")
+    ours = _encoder_decoder_from_config(bart.config)
+    state, mine = bart.state_dict(), ours.state_dict()
+    names = _bart_names(ours.n_encoder_layers, ours.n_decoder_layers)
+    ours.load_state_dict({o: state[t].detach().reshape(mine[o].shape).clone() for o, t in names.items()})
+    return ours.eval()  # reshape: their final_logits_bias is (1, V), ours (V,)
+
+
+def encoder_decoder_to_bart(ours: EncoderDecoder):
+    """A transformers.BartForConditionalGeneration (eager attention, embeddings tied) with our weights, in eval mode."""
+    from transformers import BartConfig, BartForConditionalGeneration
+
+    if not isinstance(ours, EncoderDecoder):
+        raise TypeError(f"ours must be a course_utils EncoderDecoder, got {type(ours).__name__}")
+    if ours.enc_norm.eps != 1e-5:
+        raise ValueError(f"BART's LayerNorms have eps=1e-5, ours has eps={ours.enc_norm.eps}")
+    layer = ours.decoder_layers[0]
+    config = BartConfig(
+        vocab_size=ours.vocab_size, max_position_embeddings=ours.max_len, d_model=layer.self_attn.d_model,
+        encoder_layers=ours.n_encoder_layers, decoder_layers=ours.n_decoder_layers,
+        encoder_attention_heads=layer.self_attn.n_heads, decoder_attention_heads=layer.self_attn.n_heads,
+        encoder_ffn_dim=layer.ffn.w1.out_features, decoder_ffn_dim=layer.ffn.w1.out_features,
+        activation_function=_THEIR_ACTIVATIONS[layer.ffn.activation], dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0, pad_token_id=ours.pad_token_id, bos_token_id=ours.bos_token_id,
+        eos_token_id=ours.eos_token_id, forced_eos_token_id=ours.eos_token_id,
+        decoder_start_token_id=ours.decoder_start_token_id, attn_implementation="eager",
+    )
+    bart = BartForConditionalGeneration(config)
+    mine, theirs = ours.state_dict(), bart.state_dict()
+    names = _bart_names(ours.n_encoder_layers, ours.n_decoder_layers)
+    state = {t: mine[o].detach().reshape(theirs[t].shape).clone() for o, t in names.items()}
+    missing, unexpected = bart.load_state_dict(state, strict=False)
+    tied = {"model.encoder.embed_tokens.weight", "model.decoder.embed_tokens.weight", "lm_head.weight"}
+    if unexpected or set(missing) - tied:  # the tied copies of model.shared are loaded with it
+        raise RuntimeError(f"conversion is incomplete: missing {missing}, unexpected {unexpected}")
+    return bart.eval()
 
 
 def load_minilm():

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import check_choice, check_positive_float, check_positive_int, check_tensor
-from .attention import MultiHeadAttention
+from .attention import KVCache, MultiHeadAttention
 
 NORMS = ("lecture", "post", "pre")
 ACTIVATIONS = {
@@ -93,18 +93,23 @@ class TransformerLayer(nn.Module):
         self.norm2 = LayerNorm(d_model, eps, affine)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, L, d_model) -> (x, alpha); the three norm placements side by side."""
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, cache: KVCache | None = None, layer: int = 0
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, d_model) -> (x, alpha); the three norm placements side by side.
+
+        cache and layer go to the self-attention (a decoder's KV cache): alpha is then (B, H, L, T_past + L).
+        """
         if self.norm == "pre":
-            y, alpha = self.attn(self.norm1(x), mask=mask)
+            y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache, layer=layer)
             x = x + self.dropout(y)
             x = x + self.dropout(self.ffn(self.norm2(x)))
         elif self.norm == "post":
-            y, alpha = self.attn(x, mask=mask)
+            y, alpha = self.attn(x, mask=mask, cache=cache, layer=layer)
             x = self.norm1(x + self.dropout(y))
             x = self.norm2(x + self.dropout(self.ffn(x)))
         else:  # "lecture", eq. (4): the residual stream itself is never normalised
-            y, alpha = self.attn(x, mask=mask)
+            y, alpha = self.attn(x, mask=mask, cache=cache, layer=layer)
             x = x + self.norm1(self.dropout(y))
             x = x + self.norm2(self.dropout(self.ffn(x)))
         return x, alpha  # (B, L, d_model), (B, H, L, L)
