@@ -32,23 +32,31 @@ BOOK_FLAGS  := -W -n --keep-going
 NOTEBOOKS = $(sort $(wildcard notebooks/*.ipynb))
 # Jupyter refuses to start as root (containers, CI images) without this flag.
 LAB_FLAGS := $(if $(filter 0,$(shell id -u)),--allow-root)
+# apt-get needs root; as anyone else it goes through sudo.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+# The book's own JavaScript (MathJax, require.js, the widget manager: package.json), installed by `npm ci`,
+# which rewrites this file: it is newer than package-lock.json once the lock is installed.
+NODE_STAMP := node_modules/.package-lock.json
+# The browser of the book check (tests/browser/check_book.py): Debian's, never one Playwright downloads.
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: help setup test book lab execute bench clean
 
 help:
 	@echo "make book     install what is missing, build the HTML book into _build/html"
-	@echo "make test     install what is missing, run unit/parity tests, nbval on notebooks/, build the book"
+	@echo "make test     install what is missing, run unit/parity tests, nbval on notebooks/, build and check the book"
 	@echo "make lab      JupyterLab on notebooks/"
 	@echo "make execute  re-execute every notebook in place (refresh the stored outputs)"
 	@echo "make bench    time every notebook and measure its memory"
-	@echo "make setup    create $(VENV) and install requirements.txt + course_utils (editable)"
+	@echo "make setup    create $(VENV), install requirements.txt + course_utils (editable), npm ci, chromium"
 	@echo "make clean    remove _build"
 
 # ---------------------------------------------------------------- setup
 # The stamp is newer than requirements.txt and pyproject.toml once they are installed,
 # so a second `make setup` does nothing. torch is installed first and alone: the local
 # CPU wheel, so that no later requirement can make pip fetch a CUDA build.
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
@@ -56,6 +64,13 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PIP) install --quiet -r requirements.txt
 	$(PIP) install --quiet --no-deps -e .
 	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
 
 # ---------------------------------------------------------------- book
 define build_book
@@ -68,6 +83,7 @@ book: setup
 
 # ---------------------------------------------------------------- test
 # pytest exits with 5 when it collects nothing: that is a skip here, not a failure.
+# Last, every page of the built book is opened in headless Chromium (screenshots in _build/screenshots/).
 test: setup
 	@if [ -d tests ]; then \
 	  rc=0; $(PY) -m pytest tests || rc=$$?; \
@@ -80,6 +96,7 @@ test: setup
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	else echo "make test: no notebooks in notebooks/, nbval skipped"; fi
 	$(build_book)
+	$(PY) tests/browser/check_book.py _build/html
 
 # ---------------------------------------------------------------- notebooks
 lab: setup

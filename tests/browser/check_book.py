@@ -1,0 +1,211 @@
+"""Open every page of the built book in headless Chromium and check what a reader sees, with no network.
+
+    .venv/bin/python tests/browser/check_book.py _build/html       (the last step of `make test`)
+
+Every page is served by a local HTTP server on 127.0.0.1 and checked for: no JavaScript error in the console;
+no request leaving 127.0.0.1 (each one is aborted and reported); every formula rendered by MathJax (no raw `$$`
+or `\\begin` left in the text); every image loaded; every widget view rendered (its slider or dropdown exists);
+every internal link pointing at a file and an anchor that exist. A screenshot of each chapter (notebooks/*.html)
+goes to _build/screenshots/. The browser is Debian's chromium (`make setup` installs it), driven by Playwright.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urlsplit
+
+from playwright.sync_api import Error, Page, Route, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run",
+]
+SCREENSHOTS = Path("_build/screenshots")
+TABS = 3  # pages loading at once: Chromium lays out and typesets the next ones while one is being checked
+WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
+REDIRECT = re.compile(r'<meta http-equiv="refresh"', re.IGNORECASE)  # Sphinx's index.html for a book in book/
+CONTROLS = ".widget-slider, .widget-dropdown"  # what a rendered view of this book's widgets contains
+
+# Text outside code and outside MathJax's output that still looks like LaTeX: a formula MathJax did not render.
+RAW_MATH_JS = r"""() => {
+    const skip = new Set(["PRE", "CODE", "SCRIPT", "STYLE", "TEXTAREA", "MJX-CONTAINER"]);
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT, {acceptNode(node) {
+        for (let el = node.parentElement; el; el = el.parentElement)
+            if (skip.has(el.tagName)) return NodeFilter.FILTER_REJECT;
+        return /\$\$|\\begin|\\\(|\\\[/.test(node.data) ? NodeFilter.FILTER_ACCEPT : NodeFilter.FILTER_REJECT;
+    }});
+    const raw = [];
+    while (walker.nextNode()) raw.push(walker.currentNode.data.trim().slice(0, 80));
+    const unrendered = [...document.querySelectorAll(".math")].filter(el => !el.querySelector("mjx-container")).length;
+    const errors = [...document.querySelectorAll("mjx-merror")]
+        .map(e => e.getAttribute("data-mjx-error") || e.textContent);
+    return {raw, unrendered, errors};
+}"""
+
+# Load every image now (lazy ones included) and list those that did not load.
+BROKEN_IMAGES_JS = """async () => {
+    const images = [...document.images];
+    images.forEach(img => { img.loading = "eager"; });
+    const settled = img => img.complete ? null : new Promise(done => {
+        img.addEventListener("load", done); img.addEventListener("error", done); setTimeout(done, 10000);
+    });
+    await Promise.all(images.map(settled));
+    return images.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.currentSrc || img.src);
+}"""
+
+VIEWS_RENDERED_JS = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')]
+    .every(view => view.parentElement.querySelector('{CONTROLS}'))"""
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    """Serve files without logging every request."""
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[str]:
+    """Serve `root` on 127.0.0.1 (a free port) in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def html_pages(root: Path) -> list[Path]:
+    """Every HTML page of the built book, outside Sphinx's asset folders."""
+    assets = {"_static", "_sources", "_images"}
+    return sorted(p for p in root.rglob("*.html") if not assets & set(p.relative_to(root).parts))
+
+
+@functools.cache
+def anchors(path: Path) -> frozenset[str]:
+    """The ids a link's #fragment may point at in an HTML file."""
+    return frozenset(re.findall(r'\b(?:id|name)="([^"]+)"', path.read_text(encoding="utf-8")))
+
+
+def broken_links(root: Path, base: str, hrefs: list[str]) -> list[str]:
+    """The internal links (under `base`) whose file or #anchor does not exist in `root`."""
+    broken = []
+    for href in sorted(set(hrefs)):
+        if not href.startswith(base):
+            continue  # another site (GitHub, Colab, Binder, a paper): a link, not a request
+        url, fragment = urldefrag(href)
+        target = root / unquote(urlsplit(url).path).lstrip("/")
+        if target.is_dir():
+            target = target / "index.html"
+        if not target.is_file():
+            broken.append(f"{href}: no such file")
+        elif fragment and target.suffix == ".html" and unquote(fragment) not in anchors(target):
+            broken.append(f"{href}: no such anchor")
+    return broken
+
+
+def check_page(page: Page, root: Path, base: str, name: str, widget_timeout_s: float) -> list[str]:
+    """What is wrong with page `name`, loading in `page` (its listeners add console errors and failed requests)."""
+    if REDIRECT.search((root / name).read_text(encoding="utf-8")):  # index.html: its target is checked on its own
+        page.wait_for_url(lambda landed: landed != base + name)
+        page.wait_for_load_state("load")
+        return [] if page.title() else [f"{page.url} shows no page"]
+    page.wait_for_load_state("load")
+    page.evaluate("async () => { if (window.MathJax?.startup?.promise) await MathJax.startup.promise; }")
+    math = page.evaluate(RAW_MATH_JS)
+    problems = [f"raw LaTeX left in the text: {math['raw'][:3]}"] if math["raw"] else []
+    if math["unrendered"]:
+        problems.append(f"{math['unrendered']} formulas not rendered by MathJax")
+    problems += [f"MathJax error: {error}" for error in math["errors"]]
+    problems += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_JS)]
+    if page.locator(WIDGET_VIEW).count():
+        try:
+            page.wait_for_function(VIEWS_RENDERED_JS, timeout=widget_timeout_s * 1000)
+        except Error:
+            problems.append(f"widget views not rendered (no slider or dropdown) after {widget_timeout_s:.0f} s")
+    hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
+    return problems + [f"broken link {link}" for link in broken_links(root, base, hrefs)]
+
+
+def screenshot(page: Page, folder: Path, name: str) -> None:
+    """The top of the page, and the first widget as rendered if there is one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = Path(name).stem
+    page.screenshot(path=folder / f"{stem}.png")
+    if page.locator(WIDGET_VIEW).count():  # the output area that holds the view
+        page.locator(WIDGET_VIEW).first.locator("xpath=..").screenshot(path=folder / f"{stem}-widget.png")
+
+
+def check_site(
+    root: Path, screenshots: Path | None = SCREENSHOTS, widget_timeout_s: float = 20.0
+) -> dict[str, list[str]]:
+    """Check every page of the site in `root`; returns {page: problems}. Chapters are screenshot into `screenshots`."""
+    if not (root / "index.html").is_file():
+        raise ValueError(f"root must be a built site with an index.html, got {root}")
+    names = [path.relative_to(root).as_posix() for path in html_pages(root)]
+    problems: dict[str, list[str]] = {name: [] for name in names}
+    owner: dict[Page, str] = {}  # the page each tab shows, for the problems its listeners report
+
+    with serve(root) as base, sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+        local = urlsplit(base).netloc
+
+        def stay_local(route: Route) -> None:
+            url = route.request.url
+            if urlsplit(url).scheme in ("data", "blob") or urlsplit(url).netloc == local:
+                route.continue_()
+            else:
+                problems[owner[route.request.frame.page]].append(f"request left the machine (aborted): {url}")
+                route.abort()
+
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1280, "height": 900}
+        )
+        context.route("**/*", stay_local)
+        for first in range(0, len(names), TABS):
+            tabs = []
+            for name in names[first : first + TABS]:  # these load together while the check reads them one by one
+                page = context.new_page()
+                owner[page], found = name, problems[name]
+                page.on("console", lambda m, f=found: m.type == "error" and f.append(f"console error: {m.text}"))
+                page.on("pageerror", lambda e, f=found: f.append(f"JavaScript exception: {e}"))
+                page.on("response", lambda r, f=found: r.status >= 400 and f.append(f"HTTP {r.status}: {r.url}"))
+                page.goto(base + name, wait_until="commit")
+                tabs.append((name, page))
+            for name, page in tabs:
+                problems[name] += check_page(page, root, base, name, widget_timeout_s)
+                if screenshots is not None and name.startswith("notebooks/"):
+                    screenshot(page, screenshots, name)
+                page.close()
+        context.close()
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    """Check the site in argv[0] (default _build/html), print one line per page; 1 if anything is wrong."""
+    root = Path(argv[0] if argv else "_build/html")
+    start = time.perf_counter()
+    problems = check_site(root)
+    for page, found in problems.items():
+        print(f"{'FAIL' if found else 'ok  '} {page}")
+        for problem in found:
+            print(f"       {problem}")
+    n_bad = sum(bool(found) for found in problems.values())
+    print(f"browser check of {len(problems)} pages in {time.perf_counter() - start:.1f} s: "
+          f"{'all pages fine' if not n_bad else f'{n_bad} with problems'}; screenshots in {SCREENSHOTS}/")
+    return 1 if n_bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,149 @@
+"""The published book: every notebook opens on Colab and installs itself there only, widgets carry their state,
+and the browser check of the built book (tests/browser/check_book.py) reports what is broken."""
+
+import importlib.util
+import json
+import shlex
+import sys
+import tomllib
+import types
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+import yaml
+from IPython.core.inputtransformer2 import TransformerManager
+from IPython.utils.text import DollarFormatter
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(ROOT.glob("notebooks/*.ipynb"))
+CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
+REPOSITORY = CONFIG["repository"]["url"]  # https://github.com/OWNER/NAME, the one place that names it
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def first_code_cell(nb: dict) -> str:
+    return "".join(next(cell for cell in nb["cells"] if cell["cell_type"] == "code")["source"])
+
+
+def run_install_cell(source: str) -> list[tuple[str, str, dict]]:
+    """Execute the cell as IPython would, with a get_ipython() that records each magic instead of running it."""
+    calls = []
+    namespace: dict = {}
+
+    class Shell:
+        def run_line_magic(self, name: str, line: str) -> None:
+            calls.append((name, line, dict(namespace)))
+
+    namespace["get_ipython"] = Shell
+    exec(TransformerManager().transform_cell(source), namespace)
+    return calls
+
+
+def test_the_notebooks_are_found():
+    assert len(NOTEBOOKS) >= 5, NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_badge_opens_this_notebook(path):
+    owner_repo, branch = REPOSITORY.removeprefix("https://github.com/"), CONFIG["repository"]["branch"]
+    url = f"https://colab.research.google.com/github/{owner_repo}/blob/{branch}/{path.relative_to(ROOT)}"
+    first = load(path)["cells"][0]
+    assert first["cell_type"] == "markdown"
+    assert f"[![Open In Colab]({BADGE_IMAGE})]({url})" in "".join(first["source"])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_install_cell_does_nothing_outside_colab(path, monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    nb = load(path)
+    first = next(cell for cell in nb["cells"] if cell["cell_type"] == "code")
+    assert first["outputs"] == []
+    assert run_install_cell(first_code_cell(nb)) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_install_cell_on_colab_installs_the_package_and_keeps_torch(path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    calls = run_install_cell(first_code_cell(load(path)))
+    assert [name for name, _, _ in calls] == ["pip"]
+    _, line, namespace = calls[0]
+    args = shlex.split(DollarFormatter().vformat(line, args=[], kwargs=namespace))  # as IPython expands it
+    assert args[:2] == ["install", "-q"]
+    package = next(arg for arg in args if arg.startswith("course-utils"))
+    extras = package[package.index("[") + 1 : package.index("]")].split(",")
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    assert package.endswith(f" @ git+{REPOSITORY}") and set(extras) <= set(declared)
+    assert f"torch=={version('torch')}" in args  # the installed torch pins itself: pip cannot replace it
+    assert not {"-U", "--upgrade", "--force-reinstall", "--no-deps"} & set(args)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_widgets_carry_their_state_and_say_how_to_play(path):
+    nb = load(path)
+    state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for i, cell in enumerate(nb["cells"]):
+        outputs = [out["data"] for out in cell.get("outputs", []) if "data" in out]
+        views = [data[WIDGET_VIEW]["model_id"] for data in outputs if WIDGET_VIEW in data]
+        if not views:
+            continue
+        assert set(views) <= set(state), f"cell {i}: widget state not stored (re-run `make execute`)"
+        before = next(c for c in reversed(nb["cells"][:i]) if c["cell_type"] == "markdown")
+        after = next((c for c in nb["cells"][i + 1 :] if c["cell_type"] == "markdown"), {"source": []})
+        assert "Colab" in "".join(before["source"] + after["source"]), f"cell {i}: say the static page cannot run it"
+
+
+def test_every_notebook_is_in_the_table_of_contents():
+    toc = (ROOT / "_toc.yml").read_text()
+    listed = {line.split("file:")[1].strip() for line in toc.splitlines() if line.strip().startswith("- file:")}
+    assert {f"notebooks/{path.stem}" for path in NOTEBOOKS} <= listed
+
+
+# ------------------------------------------------------------------ the browser check itself
+
+
+def check_book():
+    spec = importlib.util.spec_from_file_location("check_book", ROOT / "tests" / "browser" / "check_book.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GOOD = """<!DOCTYPE html><html><head><title>good</title></head><body>
+<p>A link to <a href="bad.html#here">a section</a> and to <a href="https://github.com/">another site</a>.</p>
+</body></html>"""
+
+BAD = """<!DOCTYPE html><html><head><title>bad</title>
+<script>console.error("boom"); </script><script>undefined_function();</script></head><body>
+<p id="here">Unrendered: $$x^2$$ and \\begin{cases} a \\end{cases}</p>
+<img src="https://colab.research.google.com/assets/colab-badge.svg"><img src="missing.png">
+<a href="missing.html">gone</a> <a href="index.html#nowhere">no anchor</a>
+<div><script type="application/vnd.jupyter.widget-view+json">{"model_id": "x"}</script></div>
+</body></html>"""
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no Debian chromium (make setup installs it)")
+def test_browser_check_reports_each_kind_of_problem(tmp_path):
+    (tmp_path / "index.html").write_text(GOOD)
+    (tmp_path / "bad.html").write_text(BAD)
+    problems = check_book().check_site(tmp_path, screenshots=None, widget_timeout_s=1)
+    assert problems["index.html"] == []
+    found = "\n".join(problems["bad.html"])
+    for expected in [
+        "console error: boom",
+        "JavaScript exception: undefined_function is not defined",
+        "raw LaTeX left in the text",
+        "request left the machine (aborted): https://colab.research.google.com/assets/colab-badge.svg",
+        "image not loaded: https://colab.research.google.com/assets/colab-badge.svg",
+        "HTTP 404:",
+        "missing.html: no such file",
+        "index.html#nowhere: no such anchor",
+        "widget views not rendered",
+    ]:
+        assert expected in found, f"{expected!r} not reported in:\n{found}"
