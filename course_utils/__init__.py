@@ -2,10 +2,13 @@
 
 One module per idea; a module imports only from the rows below it (finetune also loads pretrain's checkpoint):
     widgets, exercises, pretrain, finetune    the chapters' faces: widgets, checks, `python -m` scripts
-    training, hf                              the train loop; weights to and from torch and transformers
-    models                                    Encoder (BERT-like) and its heads
-    layers, objectives                        eq. (2)-(4); Word2Vec, MLM and NSP data
-    attention, data, plots                    eq. (1) and masks; corpus, splits, tokenizer; matplotlib helpers
+    generation, training, hf                  decoding (greedy, beam, sampling) with a KV cache; the train loop;
+                                              weights to and from torch and transformers
+    models                                    Encoder (BERT-like) and its heads, Decoder (GPT-like), EncoderDecoder
+                                              (BART-like)
+    layers, objectives                        eq. (2)-(4); Word2Vec, MLM and NSP data; BART's noising
+    attention, data, plots                    eq. (1), masks, KV cache; corpus, splits, tokenizers, the date task;
+                                              matplotlib helpers
 """
 
 import random

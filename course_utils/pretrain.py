@@ -1,30 +1,37 @@
 """Pre-train the course's tiny models on the training plays, on CPU, and ship them as safetensors.
 
     python -m course_utils.pretrain bert     # MLM + NSP, writes course_utils/assets/tiny_bert.safetensors + .md
+    python -m course_utils.pretrain gpt      # next-token prediction, tiny_gpt.safetensors + .md
+    python -m course_utils.pretrain bart     # denoising (text infilling), tiny_bart.safetensors + .md
 
 The checkpoint stores its config and training figures in the safetensors metadata; the model card (.md) says the
-same for people. `load_tiny_bert()` checks that the weights match the config before handing the model out.
+same for people. `load_tiny_bert()`, `load_tiny_gpt()` and `load_tiny_bart()` check that the weights match the config before
+handing the model out.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import load_model, save_model
+from torch import nn
+from torch.nn.utils.rnn import pad_sequence
 
 from . import set_seed
-from .data import ASSETS, SPECIAL_TOKENS, load_plays, load_wordpiece
-from .models import Encoder, EncoderForPreTraining
-from .objectives import IGNORE_INDEX, IS_NEXT, IS_RANDOM, mask_tokens, nsp_instances
+from .data import ASSETS, BPE_SPECIAL_TOKENS, SPECIAL_TOKENS, bpe_word_starts, load_bpe, load_plays, load_wordpiece
+from .generation import generate
+from .models import Decoder, Encoder, EncoderDecoder, EncoderForPreTraining, shift_tokens_right
+from .objectives import IGNORE_INDEX, IS_NEXT, IS_RANDOM, mask_tokens, nsp_instances, text_infilling
 from .training import train
 
 TINY_BERT_PATH = ASSETS / "tiny_bert.safetensors"
@@ -148,22 +155,33 @@ def evaluate_bert(model: EncoderForPreTraining, split: str = "test", *, n_instan
     }
 
 
-def load_tiny_bert(path: Path | str = TINY_BERT_PATH) -> EncoderForPreTraining:
-    """The shipped tiny BERT, in eval mode; raises if the file's weights do not match the config it carries."""
+def _load(path: Path | str, build: Callable[[dict], nn.Module], command: str) -> nn.Module:
+    """A shipped checkpoint, in eval mode; raises if the file's weights do not match the config it carries."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m course_utils.pretrain bert`")
+        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m course_utils.pretrain {command}`")
     with safe_open(str(path), "pt") as f:
         metadata = f.metadata() or {}
     if "config" not in metadata:
         raise ValueError(f"{path} has no 'config' in its metadata: not a course_utils checkpoint")
     config = json.loads(metadata["config"])
-    model = EncoderForPreTraining(Encoder(**config))
     try:
-        missing, unexpected = load_model(model, str(path), strict=True)
-    except RuntimeError as err:
+        model = build(config)
+        load_model(model, str(path), strict=True)
+    except (RuntimeError, TypeError) as err:
         raise ValueError(f"{path} does not match its config {config}: {err}") from None
     return model.eval()
+
+
+def load_tiny_bert(path: Path | str = TINY_BERT_PATH) -> EncoderForPreTraining:
+    """The shipped tiny BERT (MLM + NSP heads), in eval mode."""
+    return _load(path, lambda config: EncoderForPreTraining(Encoder(**config)), "bert")
+
+
+def _save(model: nn.Module, out: Path, config: dict, card: dict, title: str, command: str, history: list[float]):
+    """The checkpoint (config and card in its metadata) and its model card beside it."""
+    save_model(model, str(out), metadata={"config": json.dumps(config), "card": json.dumps(card)})
+    out.with_suffix(".md").write_text(_model_card(title, command, card, history))
 
 
 def pretrain_bert(out: Path = TINY_BERT_PATH, **recipe) -> dict:
@@ -186,37 +204,226 @@ def pretrain_bert(out: Path = TINY_BERT_PATH, **recipe) -> dict:
         "wall_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
         "final_loss": round(sum(history[-100:]) / len(history[-100:]), 4), "metrics": metrics,
     }
-    save_model(model, str(out), metadata={"config": json.dumps(TINY_BERT_CONFIG), "card": json.dumps(card)})
-    out.with_suffix(".md").write_text(_model_card("tiny BERT (MLM + NSP)", "bert", card, history))
+    _save(model, out, TINY_BERT_CONFIG, card, "tiny BERT (MLM + NSP)", "bert", history)
     return card
 
 
+# ---------------------------------------------------------------- tiny GPT: next-token prediction, eq. (6)
+
+TINY_GPT_PATH = ASSETS / "tiny_gpt.safetensors"
+TINY_GPT_CONFIG = dict(vocab_size=8000, d_model=128, n_heads=4, n_layers=4, d_ff=512, max_len=128)
+GPT_RECIPE = dict(steps=2500, batch_size=16, block_size=128, lr=1e-3, dropout=0.1, seed=12345)
+
+
+def gpt_stream(split: str) -> torch.Tensor:
+    """A split's plays as one stream of BPE ids: each play is <s>, one "Speaker: text" line per speech, </s>."""
+    tokenizer = load_bpe()  # its template wraps each text in <s> ... </s>
+    texts = ["".join(f"{speech.speaker}: {speech.text}\n" for speech in play.speeches) for play in load_plays(split)]
+    return torch.tensor([t for text in texts for t in tokenizer.encode(text).ids])
+
+
+def gpt_batches(stream: torch.Tensor, batch_size: int, block_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Random windows of block_size + 1 tokens (nanoGPT's get_batch): inputs are [:-1], targets [1:]."""
+    while True:
+        starts = torch.randint(len(stream) - block_size - 1, (batch_size,), generator=generator)
+        yield torch.stack([stream[s:s + block_size + 1] for s in starts.tolist()])  # (B, block_size + 1)
+
+
+def lm_loss(model: Decoder, batch: torch.Tensor) -> torch.Tensor:
+    """Eq. (6): -sum_t log p(w_t | w_<t), averaged over the batch's positions."""
+    logits = model(batch[:, :-1]).logits  # (B, L, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
+
+
+@torch.no_grad()
+def perplexity(model: Decoder, stream: torch.Tensor, block_size: int | None = None) -> float:
+    """exp of the mean next-token loss over consecutive windows of the stream (the tail shorter than one is dropped)."""
+    block_size = block_size or model.max_len
+    windows = stream.unfold(0, block_size + 1, block_size)  # (N, block_size + 1), each shares its last token
+    model.eval()
+    nll = sum(F.cross_entropy(model(w[:, :-1]).logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
+              for w in windows.split(64))
+    return math.exp(nll / windows[:, 1:].numel())
+
+
+def bigram_perplexity(train: torch.Tensor, held_out: torch.Tensor, vocab_size: int, lam: float) -> float:
+    """Perplexity of a bigram model interpolated with add-one unigrams: lam c(a, b) / c(a) + (1 - lam) p(b)."""
+    unigram = (torch.bincount(train, minlength=vocab_size) + 1.0) / (len(train) + vocab_size)  # (V,)
+    codes, counts = torch.unique(train[:-1] * vocab_size + train[1:], return_counts=True)  # seen pairs a*V + b
+    context = torch.bincount(train[:-1], minlength=vocab_size).float()  # c(a)
+    a, b = held_out[:-1], held_out[1:]
+    query = a * vocab_size + b
+    at = torch.searchsorted(codes, query).clamp(max=len(codes) - 1)
+    pair = torch.where(codes[at] == query, counts[at], 0).float()  # c(a, b), 0 if never seen
+    p_bigram = torch.where(context[a] > 0, pair / context[a].clamp(min=1), unigram[b])  # unseen a: back off
+    return math.exp(-(lam * p_bigram + (1 - lam) * unigram[b]).log().mean().item())
+
+
+# ---------------------------------------------------------------- tiny BART: denoising by text infilling
+
+TINY_BART_PATH = ASSETS / "tiny_bart.safetensors"
+TINY_BART_CONFIG = dict(vocab_size=8000, d_model=128, n_heads=4, n_encoder_layers=2, n_decoder_layers=2, d_ff=512,
+                        max_len=128)
+BART_RECIPE = dict(steps=3000, batch_size=16, max_tokens=64, lr=1e-3, dropout=0.1, mask_ratio=0.3,
+                   poisson_lambda=3.0, seed=12345)
+
+
+def bart_documents(split: str, max_tokens: int = 64) -> list[torch.Tensor]:
+    """Runs of consecutive sentences of each play, at most max_tokens BPE ids each with <s> and </s> around."""
+    tokenizer = load_bpe()
+    bos, eos = BPE_SPECIAL_TOKENS.index("<s>"), BPE_SPECIAL_TOKENS.index("</s>")
+    chunks = []
+    for play in load_plays(split):
+        chunk = []
+        for sentence in play.sentences():
+            ids = tokenizer.encode(" " + sentence, add_special_tokens=False).ids[:max_tokens - 2]
+            if chunk and len(chunk) + len(ids) > max_tokens - 2:
+                chunks.append(torch.tensor([bos, *chunk, eos]))
+                chunk = []
+            chunk += ids
+        if chunk:
+            chunks.append(torch.tensor([bos, *chunk, eos]))
+    return chunks
+
+
+def noisy_batch(chunks: list[torch.Tensor], recipe: dict, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """Text infilling on each chunk: the corrupted chunk is the source, the original the target (labels)."""
+    pad = BPE_SPECIAL_TOKENS.index("<pad>")
+    sources = [text_infilling(c, BPE_SPECIAL_TOKENS.index("<mask>"), mask_ratio=recipe["mask_ratio"],
+                              poisson_lambda=recipe["poisson_lambda"], word_starts=bpe_word_starts(c),
+                              generator=generator) for c in chunks]
+    input_ids = pad_sequence(sources, batch_first=True, padding_value=pad)
+    labels = pad_sequence(chunks, batch_first=True, padding_value=IGNORE_INDEX)
+    return {"input_ids": input_ids, "attention_mask": (input_ids != pad).long(), "labels": labels}
+
+
+def denoising_loss(model: EncoderDecoder, batch: dict) -> torch.Tensor:
+    """Cross-entropy of the original tokens given the corrupted source and the original's prefix (teacher forcing)."""
+    decoder_input_ids = shift_tokens_right(batch["labels"], model.pad_token_id, model.decoder_start_token_id)
+    logits = model(batch["input_ids"], decoder_input_ids, batch["attention_mask"]).logits  # (B, L, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=IGNORE_INDEX)
+
+
+def edit_distance(a: list[int], b: list[int]) -> int:
+    """Levenshtein distance between two token lists (insertions, deletions, substitutions cost 1)."""
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        diagonal, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            diagonal, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, diagonal + (x != y))
+    return row[-1]
+
+
+@torch.no_grad()
+def evaluate_bart(model: EncoderDecoder, split: str = "test", *, n_chunks: int = 300, seed: int = 0) -> dict:
+    """Token accuracy (1 - edit distance / length) of greedy reconstructions vs copying the corrupted source."""
+    chunks = bart_documents(split)[:n_chunks]
+    recipe = BART_RECIPE
+    g = torch.Generator().manual_seed(seed)
+    model.eval()
+    ours = copy = length = 0
+    for start in range(0, len(chunks), 32):
+        batch = noisy_batch(chunks[start:start + 32], recipe, g)
+        out = generate(model, batch["input_ids"], recipe["max_tokens"] + 8, attention_mask=batch["attention_mask"],
+                       eos_token_id=model.eos_token_id, pad_token_id=model.pad_token_id)
+        for source, target, mask, output in zip(batch["input_ids"], chunks[start:start + 32],
+                                                batch["attention_mask"], out):
+            original = target.tolist()
+            prediction = [t for t in output.tolist()[1:] if t != model.pad_token_id]  # drop decoder_start
+            ours += edit_distance(prediction, original)
+            copy += edit_distance(source[mask.bool()].tolist(), original)
+            length += len(original)
+    return {"split": split, "token_accuracy": 1 - ours / length, "copy_token_accuracy": 1 - copy / length,
+            "n_chunks": len(chunks), "n_tokens": length}
+
+
+def load_tiny_gpt(path: Path | str = TINY_GPT_PATH) -> Decoder:
+    """The shipped tiny GPT, in eval mode."""
+    return _load(path, lambda config: Decoder(**config), "gpt")
+
+
+def load_tiny_bart(path: Path | str = TINY_BART_PATH) -> EncoderDecoder:
+    """The shipped tiny BART, in eval mode."""
+    return _load(path, lambda config: EncoderDecoder(**config), "bart")
+
+
+def evaluate_gpt(model: Decoder, split: str = "test") -> dict:
+    """Perplexity on a split's plays, beside a bigram model of the training plays (its weight tuned on validation)."""
+    train_stream, held_out = gpt_stream("train"), gpt_stream(split)
+    validation = gpt_stream("validation")
+    lam = min((0.5, 0.6, 0.7, 0.8, 0.9, 0.95),
+              key=lambda lam: bigram_perplexity(train_stream, validation, model.vocab_size, lam))
+    return {"split": split, "perplexity": perplexity(model, held_out),
+            "bigram_perplexity": bigram_perplexity(train_stream, held_out, model.vocab_size, lam),
+            "bigram_lambda": lam, "n_tokens": len(held_out)}
+
+
+def pretrain_gpt(out: Path = TINY_GPT_PATH, **recipe) -> dict:
+    """Pre-train the tiny GPT on next-token prediction over the training plays; write checkpoint and card."""
+    recipe = {**GPT_RECIPE, **recipe}
+    generator = set_seed(recipe["seed"])
+    model = Decoder(**TINY_GPT_CONFIG, dropout=recipe["dropout"])
+    batches = gpt_batches(gpt_stream("train"), recipe["batch_size"], recipe["block_size"], generator)
+    start = time.perf_counter()
+    history = train(model, batches, lm_loss, steps=recipe["steps"], lr=recipe["lr"], progress=True)
+    card = _card(TINY_GPT_CONFIG, recipe, start, history,
+                 {s: evaluate_gpt(model, s) for s in ("validation", "test")})
+    _save(model, out, TINY_GPT_CONFIG, card, "tiny GPT (next-token prediction)", "gpt", history)
+    return card
+
+
+def pretrain_bart(out: Path = TINY_BART_PATH, **recipe) -> dict:
+    """Pre-train the tiny BART on text infilling over the training plays; write checkpoint and card."""
+    recipe = {**BART_RECIPE, **recipe}
+    generator = set_seed(recipe["seed"])
+    model = EncoderDecoder(**TINY_BART_CONFIG, dropout=recipe["dropout"])
+    chunks = bart_documents("train", recipe["max_tokens"])
+    order = torch.randint(len(chunks), (recipe["steps"], recipe["batch_size"]), generator=generator)
+    batches = (noisy_batch([chunks[i] for i in row.tolist()], recipe, generator) for row in order)
+    start = time.perf_counter()
+    history = train(model, batches, denoising_loss, steps=recipe["steps"], lr=recipe["lr"], progress=True)
+    card = _card(TINY_BART_CONFIG, recipe, start, history,
+                 {s: evaluate_bart(model, s) for s in ("validation", "test")})
+    _save(model, out, TINY_BART_CONFIG, card, "tiny BART (text infilling)", "bart", history)
+    return card
+
+
+def _card(config: dict, recipe: dict, start: float, history: list[float], metrics: dict) -> dict:
+    return {"config": config, "recipe": recipe, "wall_minutes": round((time.perf_counter() - start) / 60, 1),
+            "threads": torch.get_num_threads(), "final_loss": round(sum(history[-100:]) / len(history[-100:]), 4),
+            "metrics": metrics}
+
+
 def _model_card(title: str, command: str, card: dict, history: list[float]) -> str:
+    """The model card: what was trained, how, how long, and how well it does on held-out plays."""
     every = max(1, len(history) // 10)
     curve = ", ".join(f"{i}: {sum(history[i:i + every]) / len(history[i:i + every]):.3f}"
                       for i in range(0, len(history), every))
-    return f"""# {title}
+    lines = [f"# {title}", "", f"Written by `python -m course_utils.pretrain {command}` on the training plays of "
+             "`course_utils.data`.", "",
+             f"- config: `{json.dumps(card['config'])}`", f"- recipe: `{json.dumps(card['recipe'])}`"]
+    if "n_instances" in card:
+        lines.append(f"- training instances: {card['n_instances']}")
+    lines += [f"- wall time: {card['wall_minutes']} min on {card['threads']} CPU threads",
+              f"- loss (mean over the last 100 steps): {card['final_loss']}",
+              f"- loss curve (mean per tenth of training): {curve}",
+              f"- held-out metrics: `{json.dumps(card['metrics'])}`", ""]
+    return "\n".join(lines)
 
-Written by `python -m course_utils.pretrain {command}` on the training plays of `course_utils.data`.
 
-- config: `{json.dumps(card["config"])}`
-- recipe: `{json.dumps(card["recipe"])}`
-- training instances: {card["n_instances"]}
-- wall time: {card["wall_minutes"]} min on {card["threads"]} CPU threads
-- loss (mean over the last 100 steps): {card["final_loss"]}
-- loss curve (mean per tenth of training): {curve}
-- held-out metrics: `{json.dumps(card["metrics"])}`
-"""
+PRETRAINERS = {"bert": (pretrain_bert, TINY_BERT_PATH), "gpt": (pretrain_gpt, TINY_GPT_PATH),
+               "bart": (pretrain_bart, TINY_BART_PATH)}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=["bert"], help="which tiny model to pre-train")
+    parser.add_argument("model", choices=sorted(PRETRAINERS), help="which tiny model to pre-train")
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's number of steps")
-    parser.add_argument("--out", type=Path, default=TINY_BERT_PATH, help="where to write the checkpoint")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the checkpoint (default: the shipped one)")
     args = parser.parse_args(argv)
+    pretrain, default_out = PRETRAINERS[args.model]
     recipe = {} if args.steps is None else {"steps": args.steps}
-    card = pretrain_bert(args.out, **recipe)
+    card = pretrain(args.out or default_out, **recipe)
     print(json.dumps(card, indent=2))
 
 

@@ -6,7 +6,13 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from course_utils.pretrain import TINY_BERT_CONFIG, TINY_BERT_PATH, collate, evaluate_bert, load_tiny_bert
+from course_utils import set_seed
+from course_utils.models import Decoder
+from course_utils.pretrain import (
+    TINY_BART_PATH, TINY_BERT_CONFIG, TINY_BERT_PATH, TINY_GPT_CONFIG, TINY_GPT_PATH, bigram_perplexity, collate,
+    edit_distance, evaluate_bart, evaluate_bert, evaluate_gpt, load_tiny_bart, load_tiny_bert, load_tiny_gpt,
+    perplexity,
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +61,61 @@ def test_a_checkpoint_that_does_not_match_its_config_is_refused(tmp_path, model)
         load_tiny_bert(tmp_path / "bare.safetensors")
     with pytest.raises(FileNotFoundError, match="python -m course_utils.pretrain bert"):
         load_tiny_bert(tmp_path / "missing.safetensors")
+
+
+# ---------------------------------------------------------------- tiny GPT and tiny BART
+
+
+def test_tiny_gpt_beats_a_bigram_model_on_held_out_plays():
+    """Issue 4: the shipped GPT's perplexity is below a bigram model of the same training text and tokenizer."""
+    model = load_tiny_gpt()
+    assert TINY_GPT_PATH.stat().st_size <= 10 * 2**20 and TINY_GPT_PATH.with_suffix(".md").is_file()
+    metrics = evaluate_gpt(model, "test")
+    assert metrics["perplexity"] < metrics["bigram_perplexity"], metrics
+
+
+def test_tiny_bart_reconstructs_better_than_copying_the_corrupted_input():
+    """Issue 4: token accuracy (1 - edit distance / length) of greedy reconstructions beats copying the source."""
+    model = load_tiny_bart()
+    assert TINY_BART_PATH.stat().st_size <= 10 * 2**20 and TINY_BART_PATH.with_suffix(".md").is_file()
+    metrics = evaluate_bart(model, "test", n_chunks=96)
+    assert metrics["token_accuracy"] > metrics["copy_token_accuracy"], metrics
+
+
+def test_bigram_perplexity_is_exact_on_a_toy_stream():
+    train = torch.tensor([0, 1, 0, 1, 0, 2])
+    held_out = torch.tensor([0, 1, 2])
+    unigram = torch.tensor([3 + 1, 2 + 1, 1 + 1, 0 + 1]) / (6 + 4)
+    p01 = 0.5 * (2 / 3) + 0.5 * unigram[1]  # c(0, 1) = 2, c(0) = 3
+    p12 = 0.5 * 0 + 0.5 * unigram[2]  # c(1, 2) = 0 although 1 was seen as a context: only the unigram part
+    expected = torch.exp(-(torch.log(p01) + torch.log(p12)) / 2).item()
+    assert bigram_perplexity(train, held_out, 4, lam=0.5) == pytest.approx(expected, rel=1e-6)
+
+
+def test_perplexity_is_exp_of_the_mean_next_token_loss():
+    set_seed(0)
+    model = Decoder(50, d_model=16, n_heads=2, n_layers=1, max_len=8).eval()
+    stream = torch.randint(50, (8 * 5 + 1,))
+    windows = stream.unfold(0, 9, 8)
+    loss = torch.nn.functional.cross_entropy(model(windows[:, :-1]).logits.flatten(0, 1), windows[:, 1:].flatten())
+    assert perplexity(model, stream) == pytest.approx(loss.exp().item(), rel=1e-5)
+
+
+def test_edit_distance():
+    assert edit_distance([1, 2, 3], [1, 2, 3]) == 0
+    assert edit_distance([1, 4, 3], [1, 2, 3]) == 1  # a substitution
+    assert edit_distance([1, 3], [1, 2, 3]) == 1  # an insertion
+    assert edit_distance([], [1, 2]) == 2 and edit_distance([5, 6], []) == 2
+    assert edit_distance([1, 2, 3, 4], [2, 3, 4, 1]) == 2
+
+
+def test_shipped_generators_refuse_a_mismatching_checkpoint(tmp_path):
+    for load, command in ((load_tiny_gpt, "gpt"), (load_tiny_bart, "bart")):
+        with pytest.raises(FileNotFoundError, match=f"python -m course_utils.pretrain {command}"):
+            load(tmp_path / "missing.safetensors")
+    model = load_tiny_gpt()
+    path = tmp_path / "wrong.safetensors"
+    save_file({k: v.clone() for k, v in model.state_dict().items()}, str(path),
+              metadata={"config": json.dumps(dict(TINY_GPT_CONFIG, n_layers=TINY_GPT_CONFIG["n_layers"] - 1))})
+    with pytest.raises(ValueError, match="does not match its config"):
+        load_tiny_gpt(path)
