@@ -5,21 +5,29 @@ figure, and shows the figure as a PNG in an `ipywidgets.Image`:
     build_mask(kind, n_queries, n_keys, n_pad, pad_side)  -> the boolean mask (True = may attend)
     draw_mask_explorer(kind, tokens, q, k, ...)           -> matplotlib Figure: mask grid + attention weights
     attention_mask_explorer(tokens, q, k, ...)            -> the widget (chapter 01)
+    warp_distribution(logits, temperature, top_k, top_p)  -> next-token distribution before / after the warpers
+    draw_temperature_explorer(logits, tokenizer, ...)     -> matplotlib Figure: the two distributions, top tokens
+    sample_continuations(model, tokenizer, prompt, ...)   -> seeded samples under the same warpers
+    temperature_explorer(model, tokenizer, prompt)        -> the widget (chapter 09); the model runs once per prompt
 """
 
 from __future__ import annotations
 
+import html
 import io
-from typing import TYPE_CHECKING, Sequence
+import math
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from torch import nn
 
 if TYPE_CHECKING:  # imported lazily inside the widget functions
     import ipywidgets
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import check_choice, check_positive_float, check_positive_int, check_tensor
 from .attention import causal_mask, scaled_dot_product_attention
+from .generation import apply_temperature, generate, top_k_filter, top_p_filter
 from .plots import attention_heatmap, mask_grid
 
 MASK_KINDS = ("bidirectional", "causal", "padding", "cross")
@@ -209,3 +217,247 @@ def attention_mask_explorer(
         control.observe(_update, names="value")
     _update()
     return W.VBox([W.HBox([kind_w, side_w]), W.HBox([n_q_w, n_k_w, n_pad_w]), image])
+
+
+# ---------------------------------------------------------------- chapter 09: temperature, top-k, top-p
+
+TEMPERATURE_RANGE = (0.05, 5.0)  # the ends of the widget's logarithmic temperature slider
+
+
+class WarpedDistribution(NamedTuple):
+    """The model's next-token distribution (T = 1, nothing removed) and the one sampling draws from."""
+
+    before: torch.Tensor  # (V,) softmax(z)
+    after: torch.Tensor  # (V,) softmax(top_p(top_k(z / T))): 0 for a removed token
+    entropy_before: float  # nats
+    entropy_after: float  # nats
+    survivors: torch.Tensor  # (n,) ids of the tokens no filter removed, most likely first
+
+
+def _check_warpers(temperature, top_k, top_p) -> None:
+    """Raise unless temperature > 0, top_k >= 0 (0 = off) and top_p in (0, 1] (1 = off)."""
+    check_positive_float("temperature", temperature)
+    check_positive_int("top_k", top_k, minimum=0)
+    check_positive_float("top_p", top_p)
+    if top_p > 1:
+        raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
+
+
+def entropy(probs: torch.Tensor) -> float:
+    """H(p) = -sum_v p_v log p_v in nats (0 log 0 = 0); exp(H) is how many equally likely tokens it amounts to."""
+    check_tensor("probs", probs, ndim=1, floating=True)
+    return float(-torch.special.xlogy(probs.double(), probs.double()).sum())
+
+
+def warp_distribution(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
+) -> WarpedDistribution:
+    """softmax(z) and softmax(top_p(top_k(z / T))), the distribution of generate(do_sample=True) (same order).
+
+    top_k=0 and top_p=1.0 switch that filter off, as in generate.
+    """
+    check_tensor("logits", logits, ndim=1, floating=True)
+    _check_warpers(temperature, top_k, top_p)
+    z = apply_temperature(logits.float(), temperature)  # (V,)
+    if top_k:
+        z = top_k_filter(z, top_k)
+    if top_p < 1.0:
+        z = top_p_filter(z, top_p)
+    before, after = logits.float().softmax(-1), z.softmax(-1)  # (V,), (V,)
+    order = logits.argsort(descending=True, stable=True)  # the filters keep a prefix of this ranking
+    survivors = order[z[order].isfinite()]
+    return WarpedDistribution(before, after, entropy(before), entropy(after), survivors)
+
+
+def _eos_id(tokenizer) -> int | None:
+    """The id that ends a text: a transformers tokenizer's eos_token_id, or </s> in a tokenizers.Tokenizer (ours)."""
+    if hasattr(tokenizer, "eos_token_id"):
+        return tokenizer.eos_token_id
+    return tokenizer.token_to_id("</s>")
+
+
+def prompt_ids(tokenizer, prompt: str) -> torch.Tensor:
+    """The prompt as a batch (1, T): the tokenizer's leading special tokens (our BPE's <s>), none at the end.
+
+    tokenizer is a tokenizers.Tokenizer (ours, `load_bpe()`) or a transformers tokenizer (gpt2's). The </s> that
+    our BPE's template appends is dropped: the text goes on.
+    """
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {prompt!r} of type {type(prompt).__name__}")
+    if callable(tokenizer):  # transformers
+        encoding = tokenizer(prompt, return_special_tokens_mask=True)
+        ids, special = encoding["input_ids"], encoding["special_tokens_mask"]
+    else:  # tokenizers
+        encoding = tokenizer.encode(prompt)
+        ids, special = encoding.ids, encoding.special_tokens_mask
+    if ids and special[-1] and ids[-1] == _eos_id(tokenizer):
+        ids = ids[:-1]
+    if not ids:
+        raise ValueError(f"prompt must encode to at least one token, got {prompt!r}")
+    return torch.tensor([ids])  # (1, T)
+
+
+def token_labels(tokenizer, ids: Sequence[int] | torch.Tensor) -> list[str]:
+    """Each token as it reads in a figure: spaces shown as "␣", newlines as "⏎", other control bytes escaped."""
+    texts = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+    texts = [text.replace(" ", "␣").replace("\n", "⏎") for text in texts]
+    return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in text) for text in texts]
+
+
+@torch.no_grad()
+def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The logits z (V,) of the token after input_ids (1, T): one forward pass (a Decoder or a transformers LM)."""
+    check_tensor("input_ids", input_ids, ndim=2)
+    if input_ids.shape[0] != 1:
+        raise ValueError(f"input_ids must hold one prompt, shape (1, T), got {tuple(input_ids.shape)}")
+    return model(input_ids).logits[0, -1].float()  # (V,)
+
+
+def draw_temperature_explorer(
+    logits: torch.Tensor,
+    tokenizer,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    *,
+    n_top: int = 20,
+) -> plt.Figure:
+    """Bars of the n_top most likely next tokens: p at T = 1 (grey) and after the warpers (blue; removed = red label).
+
+    The title gives the settings, how many tokens survive the filters, and both entropies.
+    """
+    dist = warp_distribution(logits, temperature, top_k, top_p)
+    _check_count("n_top", n_top, 1, logits.shape[0])
+    top = logits.argsort(descending=True, stable=True)[:n_top]  # (n_top,) the ranking warp_distribution uses
+    kept = torch.zeros(logits.shape[0], dtype=torch.bool)
+    kept[dist.survivors] = True
+    x = torch.arange(n_top).float()
+    fig, ax = plt.subplots(figsize=(0.42 * n_top + 2.0, 4.0), layout="constrained")
+    ax.bar(x - 0.2, dist.before[top].numpy(), width=0.4, color="0.7", label="model, T = 1")
+    ax.bar(x + 0.2, dist.after[top].numpy(), width=0.4, color="tab:blue", label="after the warpers (sampled from)")
+    ax.set_xticks(x.tolist(), token_labels(tokenizer, top), rotation=60, ha="right", rotation_mode="anchor")
+    for label, keep in zip(ax.get_xticklabels(), kept[top].tolist()):
+        label.set_color("black" if keep else "tab:red")
+    ax.set_ylabel("P(next token)")
+    ax.legend(loc="upper right", fontsize=8)
+    settings = f"T = {temperature:.3g}, top-k = {top_k or 'off'}, top-p = {top_p if top_p < 1 else 'off'}"
+    ax.set_title(
+        f"{settings}: {len(dist.survivors)} of {logits.shape[0]} tokens survive (red: removed)\n"
+        f"entropy {dist.entropy_before:.2f} -> {dist.entropy_after:.2f} nats "
+        f"(as many choices as {math.exp(dist.entropy_before):.1f} -> {math.exp(dist.entropy_after):.1f} equal tokens); "
+        f"mass beyond the top {n_top}: {float(dist.before.sum() - dist.before[top].sum()):.2f} -> "
+        f"{float(dist.after.sum() - dist.after[top].sum()):.2f}",
+        fontsize=9,
+    )
+    return fig
+
+
+def sample_continuations(
+    model: nn.Module,
+    tokenizer,
+    prompt: str,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    *,
+    n_samples: int = 3,
+    max_new_tokens: int = 30,
+    seed: int = 0,
+) -> list[str]:
+    """n_samples continuations of prompt, generate(do_sample=True) after torch.manual_seed(seed), up to the text's end.
+
+    The same seed gives the same texts; the global random state is left as it was.
+    """
+    _check_warpers(temperature, top_k, top_p)
+    check_positive_int("n_samples", n_samples)
+    check_positive_int("seed", seed, minimum=0)
+    ids = prompt_ids(tokenizer, prompt)  # (1, T)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        out = generate(model, ids.expand(n_samples, -1), max_new_tokens, do_sample=True, temperature=temperature,
+                       top_k=top_k, top_p=top_p, eos_token_id=_eos_id(tokenizer))  # (n_samples, T + n)
+    return [tokenizer.decode(row[ids.shape[1]:].tolist(), skip_special_tokens=True) for row in out]  # no eos, no pad
+
+
+def temperature_explorer(
+    model: nn.Module,
+    tokenizer,
+    prompt: str,
+    *,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    n_top: int = 20,
+    n_samples: int = 3,
+    max_new_tokens: int = 30,
+) -> "ipywidgets.VBox":
+    """Widget: move temperature, top-k and top-p, see the next-token distribution change; sample continuations.
+
+    The model reads each prompt once (its logits are kept): the sliders only redraw. The button samples
+    n_samples continuations with seed 0, then 1, 2, ... at each press.
+    """
+    import ipywidgets as W
+
+    low, high = TEMPERATURE_RANGE
+    _check_warpers(temperature, top_k, top_p)
+    if not low <= temperature <= high:
+        raise ValueError(f"temperature must lie in [{low}, {high}] (the slider's range), got {temperature}")
+    for name, value in (("n_top", n_top), ("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
+        check_positive_int(name, value)
+    logits = {prompt: next_token_logits(model, prompt_ids(tokenizer, prompt))}  # (V,) per prompt read
+    V = logits[prompt].shape[0]
+    _check_count("n_top", n_top, 1, V)
+    _check_count("top_k", top_k, 0, V)
+
+    prompt_w = W.Text(value=prompt, description="prompt", continuous_update=False, layout=W.Layout(width="90%"))
+    t_w = W.FloatLogSlider(value=temperature, base=10, min=math.log10(low), max=math.log10(high), step=0.01,
+                           description="temperature", readout_format=".2f", continuous_update=False)
+    k_w = W.IntSlider(value=top_k, min=0, max=min(V, max(100, top_k)), description="top-k (0 off)",
+                      continuous_update=False)
+    p_w = W.FloatSlider(value=top_p, min=0.01, max=1.0, step=0.01, description="top-p (1 off)",
+                        continuous_update=False)
+    button = W.Button(description=f"sample {n_samples} continuations")
+    image = W.Image(format="png")  # an Image, not an Output widget: no display capture, same in Lab, Colab, nbclient
+    hint = "<i>Press the button to sample continuations with these settings.</i>"
+    samples = W.HTML(hint)
+    presses = [0]
+
+    def _update(_=None) -> None:
+        """Redraw the figure from the kept logits of the prompt."""
+        fig = draw_temperature_explorer(logits[prompt_w.value], tokenizer, t_w.value, k_w.value, p_w.value,
+                                        n_top=n_top)
+        image.value = figure_png(fig)
+
+    def _read(_=None) -> None:
+        """A new prompt: one forward pass (its logits are kept), then redraw; a bad prompt is reported, not drawn."""
+        if prompt_w.value not in logits:
+            try:
+                logits[prompt_w.value] = next_token_logits(model, prompt_ids(tokenizer, prompt_w.value))
+            except ValueError as err:
+                samples.value = f"<b>{html.escape(str(err))}</b>"
+                return
+        samples.value = hint
+        _update()
+
+    def _sample(_=None) -> None:
+        """Sample continuations with the current settings and the next seed."""
+        if prompt_w.value not in logits:  # a bad prompt: its error stays on display
+            return
+        seed, presses[0] = presses[0], presses[0] + 1
+        try:
+            texts = sample_continuations(model, tokenizer, prompt_w.value, t_w.value, k_w.value, p_w.value,
+                                         n_samples=n_samples, max_new_tokens=max_new_tokens, seed=seed)
+        except ValueError as err:  # e.g. the prompt + max_new_tokens exceed the model's positions
+            samples.value = f"<b>{html.escape(str(err))}</b>"
+            return
+        items = "".join(f"<li style='white-space: pre-wrap'>{html.escape(prompt_w.value)}<b>{html.escape(t)}</b></li>"
+                        for t in texts)
+        samples.value = (f"T = {t_w.value:.2f}, top-k = {k_w.value}, top-p = {p_w.value:.2f}, seed {seed}:"
+                         f"<ol>{items}</ol>")
+
+    prompt_w.observe(_read, names="value")
+    for control in (t_w, k_w, p_w):
+        control.observe(_update, names="value")
+    button.on_click(_sample)
+    _update()
+    return W.VBox([prompt_w, W.HBox([t_w, k_w, p_w]), image, W.HBox([button]), samples])

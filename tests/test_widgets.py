@@ -192,3 +192,262 @@ def test_widget_without_source_has_no_cross_and_validates():
         attention_mask_explorer(TOKENS, kind="padding", n_pad=6)
     with pytest.raises(ValueError, match="source_tokens"):
         attention_mask_explorer(TOKENS, kind="cross")
+
+
+# ---------------------------------------------------------------- the temperature explorer (chapter 09)
+
+import html  # noqa: E402
+import math  # noqa: E402
+
+from course_utils.data import BPE_SPECIAL_TOKENS, load_bpe  # noqa: E402
+from course_utils.generation import apply_temperature, generate, top_k_filter, top_p_filter  # noqa: E402
+from course_utils.models import Decoder  # noqa: E402
+from course_utils.widgets import (  # noqa: E402
+    draw_temperature_explorer, entropy, figure_png, next_token_logits, prompt_ids, sample_continuations,
+    temperature_explorer, token_labels, warp_distribution,
+)
+
+PROMPT = "Hamlet: To be, or not"
+EOS = BPE_SPECIAL_TOKENS.index("</s>")
+
+
+@pytest.fixture(scope="module")
+def bpe():
+    return load_bpe()
+
+
+@pytest.fixture
+def lm():
+    """A random tiny decoder over our BPE's 8000 ids, with a counter of its forward passes."""
+    g = torch.Generator().manual_seed(0)
+    model = Decoder(8000, 16, 2, 1, 32, max_len=48).eval()
+    with torch.no_grad():
+        model.tok.weight.copy_(torch.randn(8000, 16, generator=g))  # spread logits: a peaked distribution
+    model.calls = 0
+
+    def count(module, args, output):
+        module.calls += 1
+
+    model.register_forward_hook(count)
+    return model
+
+
+def z_of(n: int = 50, seed: int = 0, scale: float = 3.0) -> torch.Tensor:
+    return scale * torch.randn(n, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(0.7, 10, 0.8), (1.0, 5, 1.0), (2.0, 0, 0.5), (0.05, 0, 0.9),
+                                                       (1.3, 40, 0.95)])
+def test_warp_distribution_is_the_warper_chain(temperature, top_k, top_p):
+    z = z_of()
+    dist = warp_distribution(z, temperature, top_k, top_p)
+    warped = apply_temperature(z, temperature)
+    if top_k:
+        warped = top_k_filter(warped, top_k)
+    if top_p < 1:
+        warped = top_p_filter(warped, top_p)
+    assert torch.allclose(dist.after, warped.softmax(-1), atol=1e-7)
+    assert torch.allclose(dist.before, z.softmax(-1))
+    kept = warped.isfinite()
+    assert set(dist.survivors.tolist()) == set(torch.nonzero(kept).flatten().tolist())
+    assert (z[dist.survivors].diff() <= 0).all()  # most likely first
+    assert not kept.all() or top_k == 0  # a filter removes something
+    assert (dist.after[~kept] == 0).all() and math.isclose(float(dist.after.sum()), 1.0, abs_tol=1e-6)
+
+
+def test_filters_off_keep_every_token_and_temperature_reshapes():
+    z = z_of()
+    dist = warp_distribution(z, 0.5)
+    assert len(dist.survivors) == 50 and torch.allclose(dist.after, (2 * z).softmax(-1))
+    assert torch.equal(dist.survivors, z.argsort(descending=True))
+    same = warp_distribution(z)
+    assert torch.allclose(same.after, same.before) and same.entropy_after == pytest.approx(same.entropy_before)
+
+
+def test_survivors_of_the_specs_example():
+    z = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()
+    assert warp_distribution(z, top_p=0.75).survivors.tolist() == [0, 1]
+    assert warp_distribution(z, top_p=0.9).survivors.tolist() == [0, 1, 2]
+    assert warp_distribution(z, top_k=2, top_p=0.9).survivors.tolist() == [0, 1]
+    assert torch.allclose(warp_distribution(z, top_p=0.75).after, torch.tensor([0.625, 0.375, 0, 0]))
+
+
+def test_entropy_values():
+    assert entropy(torch.full((8,), 1 / 8)) == pytest.approx(math.log(8))
+    assert entropy(torch.tensor([0.0, 1.0, 0.0])) == 0.0  # 0 log 0 = 0, no NaN
+    assert entropy(torch.tensor([0.5, 0.25, 0.25, 0.0])) == pytest.approx(1.5 * math.log(2))
+    z = z_of()
+    by_hand = -(z.softmax(-1) * z.log_softmax(-1)).sum()
+    assert warp_distribution(z).entropy_before == pytest.approx(float(by_hand), rel=1e-5)
+
+
+def test_entropy_grows_with_temperature_and_shrinks_with_filters():
+    z = z_of(scale=2.0)
+    h = [warp_distribution(z, t).entropy_after for t in (0.05, 0.3, 0.7, 1.0, 2.0, 5.0)]
+    assert all(a < b for a, b in zip(h, h[1:]))
+    assert h[0] < 1e-3 and h[-1] > 0.9 * math.log(50)  # near one-hot, near uniform
+    assert warp_distribution(z, top_k=5).entropy_after < warp_distribution(z).entropy_after <= math.log(50)
+    assert warp_distribution(z, top_k=1).entropy_after == 0.0
+
+
+@pytest.mark.parametrize(
+    "args, kwargs, error, words",
+    [
+        ((z_of(), 0.0), {}, ValueError, ["temperature", "> 0", "0.0"]),
+        ((z_of(), -1.0), {}, ValueError, ["temperature", "-1.0"]),
+        ((z_of(),), dict(top_k=-1), ValueError, ["top_k", ">= 0", "-1"]),
+        ((z_of(),), dict(top_k=2.5), TypeError, ["top_k", "int", "2.5"]),
+        ((z_of(),), dict(top_p=0.0), ValueError, ["top_p", "0.0"]),
+        ((z_of(),), dict(top_p=1.5), ValueError, ["top_p", "(0, 1]", "1.5"]),
+        ((z_of().view(5, 10),), {}, ValueError, ["logits", "1 dimensions", "(5, 10)"]),
+        ((torch.arange(5),), {}, TypeError, ["logits", "floating"]),
+    ],
+)
+def test_warp_distribution_bad_arguments(args, kwargs, error, words):
+    with pytest.raises(error) as info:
+        warp_distribution(*args, **kwargs)
+    assert all(w in str(info.value) for w in words), str(info.value)
+
+
+def test_prompt_ids_keep_bos_and_drop_the_closing_eos(bpe):
+    from transformers import PreTrainedTokenizerFast
+
+    ids = prompt_ids(bpe, PROMPT)
+    assert ids.tolist() == [[BPE_SPECIAL_TOKENS.index("<s>"), *bpe.encode(PROMPT, add_special_tokens=False).ids]]
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+    assert torch.equal(prompt_ids(wrapped, PROMPT), ids)  # a transformers tokenizer gives the same
+    assert prompt_ids(bpe, "").tolist() == [[0]]  # the start of a text
+    with pytest.raises(TypeError, match="prompt must be a str"):
+        prompt_ids(bpe, [1, 2])
+
+
+def test_prompt_without_any_token_is_an_error(bpe):
+    from tokenizers import Tokenizer, processors
+
+    bare = Tokenizer.from_str(bpe.to_str())
+    bare.post_processor = processors.TemplateProcessing(single="$A", special_tokens=[])
+    with pytest.raises(ValueError, match="at least one token"):
+        prompt_ids(bare, "")
+
+
+def test_token_labels_show_spaces_newlines_and_specials(bpe):
+    ids = bpe.encode(" the\n\t", add_special_tokens=False).ids + [EOS]
+    assert token_labels(bpe, ids) == ["␣the", "⏎", "\\t", "</s>"]
+
+
+def test_next_token_logits_is_one_pass_at_the_last_position(lm, bpe):
+    ids = prompt_ids(bpe, PROMPT)
+    z = next_token_logits(lm, ids)
+    assert lm.calls == 1 and torch.equal(z, lm(ids).logits[0, -1])
+    with pytest.raises(ValueError, match="one prompt"):
+        next_token_logits(lm, ids.expand(2, -1))
+
+
+def test_figure_shows_both_distributions_and_the_removed_tokens(bpe):
+    z = z_of(8000, seed=1)
+    fig = draw_temperature_explorer(z, bpe, 0.8, 6, 0.9, n_top=12)
+    dist, top = warp_distribution(z, 0.8, 6, 0.9), z.argsort(descending=True)[:12]
+    bars = fig.axes[0].patches
+    heights = torch.tensor([b.get_height() for b in bars], dtype=torch.float32)
+    assert torch.allclose(heights[:12], dist.before[top]) and torch.allclose(heights[12:], dist.after[top])
+    labels = fig.axes[0].get_xticklabels()
+    assert [t.get_text() for t in labels] == token_labels(bpe, top)
+    n = len(dist.survivors)
+    assert 1 <= n <= 6 and [t.get_color() for t in labels] == ["black"] * n + ["tab:red"] * (12 - n)
+    assert f"{n} of 8000 tokens survive" in fig.axes[0].get_title()
+    assert f"{dist.entropy_after:.2f} nats" in fig.axes[0].get_title()
+    with pytest.raises(ValueError, match="n_top"):
+        draw_temperature_explorer(z, bpe, n_top=0)
+
+
+def test_samples_are_seeded_and_leave_the_global_random_state_alone(lm, bpe):
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
+    first = sample_continuations(lm, bpe, PROMPT, 1.5, 0, 1.0, n_samples=3, max_new_tokens=6, seed=7)
+    assert torch.equal(torch.rand(3), expected_next)
+    assert sample_continuations(lm, bpe, PROMPT, 1.5, 0, 1.0, n_samples=3, max_new_tokens=6, seed=7) == first
+    assert sample_continuations(lm, bpe, PROMPT, 1.5, 0, 1.0, n_samples=3, max_new_tokens=6, seed=8) != first
+    ids = prompt_ids(bpe, PROMPT)
+    torch.manual_seed(7)
+    out = generate(lm, ids.expand(3, -1), 6, do_sample=True, temperature=1.5, eos_token_id=EOS)
+    assert first == [bpe.decode(row[ids.shape[1]:].tolist()) for row in out]
+    greedy = bpe.decode(generate(lm, ids, 6)[0, ids.shape[1]:].tolist())
+    assert sample_continuations(lm, bpe, PROMPT, top_k=1, n_samples=2, max_new_tokens=6) == [greedy] * 2
+
+
+def test_widget_runs_the_model_once_per_prompt(lm, bpe):
+    import ipywidgets as W
+
+    box = temperature_explorer(lm, bpe, PROMPT, temperature=0.5, top_k=20)
+    prompt, (t, k, p), image = box.children[0], box.children[1].children, box.children[2]
+    assert isinstance(t, W.FloatLogSlider) and (10 ** t.min, 10 ** t.max) == pytest.approx((0.05, 5.0))
+    assert lm.calls == 1
+    z = next_token_logits(lm, prompt_ids(bpe, PROMPT))
+    assert bytes(image.value) == figure_png(draw_temperature_explorer(z, bpe, 0.5, 20, 1.0))
+    lm.calls = 0
+    shown = {bytes(image.value)}
+    for control, value in ((t, 2.0), (k, 3), (p, 0.5), (k, 0), (t, 0.1)):
+        control.value = value
+        shown.add(bytes(image.value))
+    assert lm.calls == 0 and len(shown) == 6  # every move redraws, none runs the model
+    assert bytes(image.value) == figure_png(draw_temperature_explorer(z, bpe, t.value, 0, 0.5))
+    prompt.value = "Ophelia:"
+    assert lm.calls == 1
+    prompt.value = PROMPT  # read before: its logits are kept
+    assert lm.calls == 1
+    assert plt.get_fignums() == []
+
+
+def test_widget_button_samples_with_the_next_seed(lm, bpe):
+    box = temperature_explorer(lm, bpe, PROMPT, top_p=0.9, n_samples=2, max_new_tokens=5)
+    t, (button,), samples = box.children[1].children[0], box.children[3].children, box.children[4]
+    assert "Press the button" in samples.value
+    button.click()
+    texts = sample_continuations(lm, bpe, PROMPT, 1.0, 0, 0.9, n_samples=2, max_new_tokens=5, seed=0)
+    assert "seed 0" in samples.value and all(html.escape(x) in samples.value for x in texts)
+    t.value = 3.0
+    button.click()
+    texts = sample_continuations(lm, bpe, PROMPT, t.value, 0, 0.9, n_samples=2, max_new_tokens=5, seed=1)
+    assert "seed 1" in samples.value and "T = 3.00" in samples.value
+    assert all(html.escape(x) in samples.value for x in texts)
+
+
+def test_widget_reports_a_bad_prompt_and_validates_its_arguments(lm, bpe):
+    box = temperature_explorer(lm, bpe, PROMPT, max_new_tokens=40)
+    prompt, image, (button,), samples = box.children[0], box.children[2], box.children[3].children, box.children[4]
+    before = bytes(image.value)
+    prompt.value = "word " * 60  # longer than the model's 48 positions
+    assert "max_len=48" in samples.value and bytes(image.value) == before
+    button.click()  # nothing to sample from: the error stays
+    assert "max_len=48" in samples.value
+    prompt.value = PROMPT
+    assert "Press the button" in samples.value
+    button.click()  # the prompt's 10 tokens + 40 new ones exceed the 48 positions
+    assert "exceeds the model&#x27;s 48 positions" in samples.value  # HTML-escaped
+    with pytest.raises(ValueError, match="temperature must lie in"):
+        temperature_explorer(lm, bpe, PROMPT, temperature=10.0)
+    with pytest.raises(ValueError, match="top_k"):
+        temperature_explorer(lm, bpe, PROMPT, top_k=9000)
+    with pytest.raises(ValueError, match="top_p"):
+        temperature_explorer(lm, bpe, PROMPT, top_p=0.0)
+    lm.calls = 0
+    with pytest.raises(TypeError, match="n_samples"):
+        temperature_explorer(lm, bpe, PROMPT, n_samples=1.5)
+    assert lm.calls == 0  # checked before the model runs
+
+
+def test_a_transformers_model_and_tokenizer_work_too(bpe):
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    torch.manual_seed(0)
+    hf = GPT2LMHeadModel(GPT2Config(vocab_size=8000, n_positions=48, n_embd=16, n_layer=1, n_head=2)).eval()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, bos_token="<s>", eos_token="</s>")
+    ids = prompt_ids(tokenizer, PROMPT)
+    assert torch.equal(next_token_logits(hf, ids), hf(ids).logits[0, -1])
+    texts = sample_continuations(hf, tokenizer, PROMPT, 0.8, 5, 0.9, n_samples=2, max_new_tokens=5, seed=3)
+    torch.manual_seed(3)
+    out = generate(hf, ids.expand(2, -1), 5, do_sample=True, temperature=0.8, top_k=5, top_p=0.9, eos_token_id=EOS)
+    assert texts == [bpe.decode(row[ids.shape[1]:].tolist()) for row in out]
+    box = temperature_explorer(hf, tokenizer, PROMPT)
+    assert bytes(box.children[2].value) == figure_png(draw_temperature_explorer(next_token_logits(hf, ids), tokenizer))
