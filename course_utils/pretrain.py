@@ -208,7 +208,7 @@ def pretrain_bert(out: Path = TINY_BERT_PATH, **recipe) -> dict:
     return card
 
 
-# ---------------------------------------------------------------- tiny GPT: next-token prediction, eq. (6)
+# ---------------------------------------------------------------- tiny GPT: next-token prediction
 
 TINY_GPT_PATH = ASSETS / "tiny_gpt.safetensors"
 TINY_GPT_CONFIG = dict(vocab_size=8000, d_model=128, n_heads=4, n_layers=4, d_ff=512, max_len=128)
@@ -230,7 +230,7 @@ def gpt_batches(stream: torch.Tensor, batch_size: int, block_size: int, generato
 
 
 def lm_loss(model: Decoder, batch: torch.Tensor) -> torch.Tensor:
-    """Eq. (6): -sum_t log p(w_t | w_<t), averaged over the batch's positions."""
+    """The factorised likelihood's loss: -log p(w_t | w_<t), averaged over the batch's positions."""
     logits = model(batch[:, :-1]).logits  # (B, L, V)
     return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
 
