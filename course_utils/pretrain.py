@@ -198,12 +198,8 @@ def pretrain_bert(out: Path = TINY_BERT_PATH, **recipe) -> dict:
         lambda m, b: mlm_nsp_loss(m, b, generator), steps=recipe["steps"], lr=recipe["lr"], progress=True,
     )
     minutes = (time.perf_counter() - start) / 60
-    metrics = {s: evaluate_bert(model, s) for s in ("validation", "test")}
-    card = {
-        "config": TINY_BERT_CONFIG, "recipe": recipe, "n_instances": len(instances),
-        "wall_minutes": round(minutes, 1), "threads": torch.get_num_threads(),
-        "final_loss": round(sum(history[-100:]) / len(history[-100:]), 4), "metrics": metrics,
-    }
+    card = _card(TINY_BERT_CONFIG, recipe, minutes, history,
+                 {s: evaluate_bert(model, s) for s in ("validation", "test")}, n_instances=len(instances))
     _save(model, out, TINY_BERT_CONFIG, card, "tiny BERT (MLM + NSP)", "bert", history)
     return card
 
@@ -390,7 +386,8 @@ def pretrain_gpt(out: Path = TINY_GPT_PATH, **recipe) -> dict:
     batches = gpt_batches(gpt_stream("train"), recipe["batch_size"], recipe["block_size"], generator)
     start = time.perf_counter()
     history = train(model, batches, lm_loss, steps=recipe["steps"], lr=recipe["lr"], progress=True)
-    card = _card(TINY_GPT_CONFIG, recipe, start, history,
+    minutes = (time.perf_counter() - start) / 60
+    card = _card(TINY_GPT_CONFIG, recipe, minutes, history,
                  {s: evaluate_gpt(model, s) for s in ("validation", "test")})
     _save(model, out, TINY_GPT_CONFIG, card, "tiny GPT (next-token prediction)", "gpt", history)
     return card
@@ -406,14 +403,16 @@ def pretrain_bart(out: Path = TINY_BART_PATH, **recipe) -> dict:
     batches = (noisy_batch([chunks[i] for i in row.tolist()], recipe, generator) for row in order)
     start = time.perf_counter()
     history = train(model, batches, denoising_loss, steps=recipe["steps"], lr=recipe["lr"], progress=True)
-    card = _card(TINY_BART_CONFIG, recipe, start, history,
+    minutes = (time.perf_counter() - start) / 60
+    card = _card(TINY_BART_CONFIG, recipe, minutes, history,
                  {s: evaluate_bart(model, s) for s in ("validation", "test")})
     _save(model, out, TINY_BART_CONFIG, card, "tiny BART (text infilling)", "bart", history)
     return card
 
 
-def _card(config: dict, recipe: dict, start: float, history: list[float], metrics: dict) -> dict:
-    return {"config": config, "recipe": recipe, "wall_minutes": round((time.perf_counter() - start) / 60, 1),
+def _card(config: dict, recipe: dict, minutes: float, history: list[float], metrics: dict, **extra) -> dict:
+    """What the model card and the checkpoint's metadata record: config, recipe, training time (evaluation excluded)."""
+    return {"config": config, "recipe": recipe, **extra, "wall_minutes": round(minutes, 1),
             "threads": torch.get_num_threads(), "final_loss": round(sum(history[-100:]) / len(history[-100:]), 4),
             "metrics": metrics}
 
