@@ -50,7 +50,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BUDGET_S = 60.0
+BUDGET_S = 60.0  # chapters 01-05 (foundation and pre-training issues)
+BUDGET_S_FROM_06 = 90.0  # chapters 06-09: generation and inference train or decode live (issues 4 and 5)
 BUDGET_MB = 2048.0
 CELL_TIMEOUT_S = 600
 
@@ -92,6 +93,12 @@ def _child(notebook: str, out_nb: str, out_json: str) -> int:
     nbformat.write(nb, out_nb)
     Path(out_json).write_text(json.dumps({"wall_s": wall, "peak_mb": _maxrss_children_mb(), "error": error}))
     return 1 if error else 0
+
+
+def budget_s(notebook: Path) -> float:
+    """The wall-time budget of a notebook: 90 s from chapter 06 on, 60 s before."""
+    number = notebook.name.split("_")[0]
+    return BUDGET_S_FROM_06 if number.isdigit() and int(number) >= 6 else BUDGET_S
 
 
 def _notebooks(args: list[str]) -> list[Path]:
@@ -136,18 +143,18 @@ def main(argv: list[str] | None = None) -> int:
         if res["error"]:
             status = "FAIL"
             failed.append((nb, res["error"]))
-        elif res["wall_s"] > BUDGET_S or res["peak_mb"] > BUDGET_MB:
+        elif res["wall_s"] > budget_s(nb) or res["peak_mb"] > BUDGET_MB:
             status = "OVER"
         else:
             status = "OK"
-        rows.append((nb.name, res["wall_s"], res["peak_mb"], status))
+        rows.append((nb.name, res["wall_s"], budget_s(nb), res["peak_mb"], status))
 
     w = max(len("notebook"), *(len(r[0]) for r in rows))
-    print(f"\n{'notebook':<{w}}  {'wall (s)':>8}  {'peak RSS (MB)':>13}  status")
-    print(f"{'-' * w}  {'-' * 8}  {'-' * 13}  ------")
-    for name, wall, peak, status in rows:
-        print(f"{name:<{w}}  {wall:8.1f}  {peak:13.0f}  {status}")
-    print(f"{'budget':<{w}}  {BUDGET_S:8.1f}  {BUDGET_MB:13.0f}")
+    print(f"\n{'notebook':<{w}}  {'wall (s)':>8}  {'budget (s)':>10}  {'peak RSS (MB)':>13}  status")
+    print(f"{'-' * w}  {'-' * 8}  {'-' * 10}  {'-' * 13}  ------")
+    for name, wall, budget, peak, status in rows:
+        print(f"{name:<{w}}  {wall:8.1f}  {budget:10.0f}  {peak:13.0f}  {status}")
+    print(f"memory budget: {BUDGET_MB:.0f} MB per notebook")
     print(f"\nwall: kernel start to shutdown; peak RSS: the kernel process (getrusage, exact).")
     print(f"executed copies: {outdir}")
     for nb, err in failed:

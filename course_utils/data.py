@@ -35,7 +35,7 @@ BPE_PATH = ASSETS / "bpe.json"
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)*")
-_INLINE_DIRECTION = re.compile(r"_\\\[[^\]]*\]_")  # e.g. _\[Aside]_ inside a speech
+_INLINE_DIRECTION = re.compile(r"_\\\[[^\]]*\]_|\*\\?\[[^\]]*\]\*")  # _\[Aside]_ in a speech; *[Aside.]* in Edward III
 
 
 @dataclass(frozen=True)
@@ -103,13 +103,13 @@ def parse_play(markdown: str, name: str, genre: str) -> Play:
         first = lines[0].strip()
         if first.startswith("#"):
             level, heading = len(first) - len(first.lstrip("#")), first.lstrip("#").strip()
-            if level == 1:
+            if level == 1 and title == name:
                 title = heading
-            else:
+            else:  # an act, a scene, or a later '#' heading (EPILOGUE, INTERMISSION): a new section
                 close_scene()
                 act, scene_title = (heading, "") if heading.upper().startswith("ACT") else (act, heading)
-        elif first.startswith("_"):
-            continue  # a stage direction
+        elif first.startswith("_") or (first.startswith("*") and not first.startswith("**")):
+            continue  # a stage direction: _Exit_, or *Exit.* in Edward III
         else:
             before = ""
             if first.startswith("**"):

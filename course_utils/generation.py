@@ -70,6 +70,20 @@ def _warp(scores: torch.Tensor, temperature: float, top_k: int, top_p: float) ->
     return scores
 
 
+def ban_repeated_ngrams(ids: torch.Tensor, scores: torch.Tensor, n: int) -> torch.Tensor:
+    """Scores (N, V) with -inf for every token that would repeat an n-gram of its row of ids (N, T).
+
+    transformers' NoRepeatNGramLogitsProcessor: the last n - 1 tokens of a row, wherever they occurred before,
+    may not be followed again by the token that followed them then (n = 0: off).
+    """
+    if n == 0 or ids.shape[1] < n:  # no n-gram in the row yet
+        return scores
+    windows = ids.unfold(1, n, 1)  # (N, T - n + 1, n): every n-gram of each row
+    prefix = ids[:, ids.shape[1] - n + 1:]  # (N, n - 1): the n-gram the next token would complete
+    rows, at = (windows[:, :, :-1] == prefix[:, None]).all(-1).nonzero(as_tuple=True)
+    return scores.index_put((rows, windows[rows, at, -1]), torch.tensor(-math.inf, dtype=scores.dtype))
+
+
 def _is_transformers(model) -> bool:
     """True for a transformers model (checked without importing transformers: such a model means it is loaded)."""
     transformers = sys.modules.get("transformers")
@@ -160,12 +174,12 @@ def _grow(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
 
 def _sample(
     lm: _LanguageModel, ids: torch.Tensor, attention_mask, max_new_tokens: int, do_sample: bool,
-    temperature: float, top_k: int, top_p: float, eos: int | None, pad: int,
+    temperature: float, top_k: int, top_p: float, no_repeat_ngram_size: int, eos: int | None, pad: int,
 ) -> torch.Tensor:
     """Greedy (first arg max) or ancestral sampling, one token per step; a finished row emits pad (`_sample`)."""
     unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=ids.device)  # (B,)
     for _ in range(max_new_tokens):
-        scores = lm.next_logits(ids, attention_mask)  # (B, V)
+        scores = ban_repeated_ngrams(ids, lm.next_logits(ids, attention_mask), no_repeat_ngram_size)  # (B, V)
         if do_sample:
             probs = torch.softmax(_warp(scores, temperature, top_k, top_p), dim=-1)
             next_token = torch.multinomial(probs, num_samples=1).squeeze(1)  # (B,)
@@ -220,7 +234,7 @@ def _add_finished(
 
 def _beam_search(
     lm: _LanguageModel, input_ids: torch.Tensor, attention_mask, max_new_tokens: int, num_beams: int,
-    length_penalty: float, early_stopping: bool | str, eos: int | None, pad: int,
+    length_penalty: float, early_stopping: bool | str, no_repeat_ngram_size: int, eos: int | None, pad: int,
 ) -> torch.Tensor:
     """The best of num_beams hypotheses per row, scored sum log p / (new tokens) ** length_penalty (`_beam_search`).
 
@@ -241,9 +255,11 @@ def _beam_search(
     if attention_mask is not None:
         attention_mask = attention_mask.repeat_interleave(num_beams, dim=0)  # (B * beams, T)
     for cur_len in range(prompt_len, max_len):
-        logits = lm.next_logits(running[:, :, :cur_len].flatten(0, 1), attention_mask)  # (B * beams, V)
+        prefixes = running[:, :, :cur_len].flatten(0, 1)  # (B * beams, cur_len)
+        logits = lm.next_logits(prefixes, attention_mask)  # (B * beams, V)
         V = logits.shape[-1]
-        log_probs = torch.log_softmax(logits, dim=-1).view(B, num_beams, V) + running_scores[:, :, None]
+        log_probs = ban_repeated_ngrams(prefixes, torch.log_softmax(logits, dim=-1), no_repeat_ngram_size)
+        log_probs = log_probs.view(B, num_beams, V) + running_scores[:, :, None]
         cand_scores, cand_index = torch.topk(log_probs.view(B, num_beams * V), n_cand)  # (B, n_cand), best first
         source, token = cand_index // V, cand_index % V  # the beam each candidate extends, and its new token
         cand = _take(running, source)  # (B, n_cand, max_len)
@@ -293,7 +309,7 @@ def _max_positions(model: nn.Module) -> int | None:
 
 def _check_generate_args(
     model, input_ids, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty,
-    early_stopping, eos_token_id, pad_token_id, attention_mask, use_cache,
+    early_stopping, no_repeat_ngram_size, eos_token_id, pad_token_id, attention_mask, use_cache,
 ) -> None:
     """Raise on bad input before any forward pass."""
     seq2seq = isinstance(model, EncoderDecoder)
@@ -325,6 +341,7 @@ def _check_generate_args(
     if top_p > 1:
         raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
     check_positive_int("num_beams", num_beams)
+    check_positive_int("no_repeat_ngram_size", no_repeat_ngram_size, minimum=0)
     if do_sample and num_beams > 1:
         raise ValueError(f"beam sampling (do_sample=True with num_beams={num_beams}) is not supported: pick one")
     if not isinstance(length_penalty, (int, float)) or isinstance(length_penalty, bool):
@@ -357,6 +374,7 @@ def generate(
     num_beams: int = 1,
     length_penalty: float = 1.0,
     early_stopping: bool | str = False,
+    no_repeat_ngram_size: int = 0,
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
     attention_mask: torch.Tensor | None = None,
@@ -368,6 +386,7 @@ def generate(
     num_beams > 1 is beam search: length_penalty > 0 favours longer hypotheses, early_stopping=True stops once
     num_beams have finished, False when the best running beam at its current length cannot beat the worst
     finished one, "never" (with length_penalty > 0) only when it cannot even at max_new_tokens.
+    no_repeat_ngram_size=n > 0 forbids any n-gram to occur twice in a row's tokens (prompt included).
     Left-padded prompts need attention_mask (1 = token, 0 = padding). A row stops at eos_token_id, then emits
     pad_token_id (eos when None); decoding ends when every row has stopped. use_cache=False recomputes the
     whole sequence at each step (same tokens, much slower). For an EncoderDecoder, input_ids is the source
@@ -375,7 +394,7 @@ def generate(
     """
     _check_generate_args(
         model, input_ids, max_new_tokens, do_sample, temperature, top_k, top_p, num_beams, length_penalty,
-        early_stopping, eos_token_id, pad_token_id, attention_mask, use_cache,
+        early_stopping, no_repeat_ngram_size, eos_token_id, pad_token_id, attention_mask, use_cache,
     )
     if max_new_tokens == 0:
         return input_ids.clone()
@@ -394,8 +413,9 @@ def generate(
     if num_beams > 1:
         return _beam_search(
             lm, input_ids, attention_mask, max_new_tokens, num_beams, length_penalty, early_stopping,
-            eos_token_id, pad,
+            no_repeat_ngram_size, eos_token_id, pad,
         )
     return _sample(
-        lm, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p, eos_token_id, pad
+        lm, input_ids, attention_mask, max_new_tokens, do_sample, temperature, top_k, top_p, no_repeat_ngram_size,
+        eos_token_id, pad,
     )

@@ -68,6 +68,39 @@ Bye!
     assert play.speeches[0].sentences() == ["Hello there.", "How now?", "Good.", "And farewell."]
 
 
+def test_parse_play_asterisk_directions_and_a_second_level_one_heading():
+    """Edward III marks directions *like this*; four plays have a later '#' heading (EPILOGUE, INTERMISSION)."""
+    md = """# A Play
+
+## ACT I
+
+*Enter ONE, and
+TWO.*
+
+**ONE**  
+Hello.
+
+*Trumpet within.*
+
+Who comes?
+
+# EPILOGUE
+
+**TWO**  
+Bye!
+"""
+    play = parse_play(md, "a-play", "histories")
+    assert play.title == "A Play" and [s.title for s in play.scenes] == ["", "EPILOGUE"]
+    assert [(s.speaker, s.text) for s in play.speeches] == [("One", "Hello.\nWho comes?"), ("Two", "Bye!")]
+
+
+def test_no_stage_direction_and_no_wrong_title_in_the_corpus():
+    for name in play_names():
+        play = load_play(name)
+        assert play.title not in ("EPILOGUE", "INTERMISSION", "PROLOGUE"), name
+        assert not any(s.text.startswith("*") or "*Exeunt" in s.text or "*Enter" in s.text for s in play.speeches), name
+
+
 def test_bad_split_and_unknown_play():
     with pytest.raises(ValueError, match="split must be one of"):
         play_names("dev")

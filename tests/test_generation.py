@@ -9,9 +9,11 @@ from collections import Counter
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
-from transformers.generation.logits_process import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+from transformers.generation.logits_process import (
+    NoRepeatNGramLogitsProcessor, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+)
 
-from course_utils.generation import apply_temperature, generate, top_k_filter, top_p_filter
+from course_utils.generation import apply_temperature, ban_repeated_ngrams, generate, top_k_filter, top_p_filter
 from course_utils.hf import decoder_from_gpt2
 
 V = 40  # vocabulary of the tiny random GPT-2
@@ -209,6 +211,40 @@ def test_cached_equals_uncached_sampling(gpt2, batch):
     assert torch.equal(*outs)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_ban_repeated_ngrams_equals_transformers(n):
+    ids = torch.randint(0, 3, (6, 16), generator=torch.Generator().manual_seed(4))  # 3 symbols: many repeats
+    scores = torch.randn(6, 5, generator=torch.Generator().manual_seed(5))
+    ours = ban_repeated_ngrams(ids, scores, n)
+    assert torch.equal(ours, NoRepeatNGramLogitsProcessor(n)(ids, scores.clone()))
+    assert torch.isinf(ours).any() and not torch.isinf(scores).any()  # some bans, the input untouched
+    short = ids[:, :max(0, n - 2)]  # fewer than n - 1 tokens: no n-gram can be completed yet
+    assert torch.equal(ban_repeated_ngrams(short, scores, n), NoRepeatNGramLogitsProcessor(n)(short, scores.clone()))
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(num_beams=3), dict(num_beams=2, length_penalty=2.0, early_stopping=True),
+                                    dict(do_sample=True, top_k=10)])
+def test_no_repeat_ngram_size_equals_transformers(gpt2, decoder, batch, eos, kwargs):
+    """Greedy, beam search and sampling with no repeated bigram: the tokens of model.generate, with and without eos."""
+    input_ids, attention_mask = batch
+    outputs = {}
+    for eos_token_id in (None, eos):
+        options = dict(attention_mask=attention_mask, eos_token_id=eos_token_id, pad_token_id=PAD, **kwargs)
+        torch.manual_seed(0)
+        outputs[eos_token_id] = theirs(gpt2, input_ids, max_new_tokens=30, no_repeat_ngram_size=2, **options)
+        for model in (gpt2, decoder):
+            torch.manual_seed(0)
+            assert_same(generate(model, input_ids, 30, no_repeat_ngram_size=2, **options), outputs[eos_token_id])
+    torch.manual_seed(0)
+    free = generate(gpt2, input_ids, 30, attention_mask=attention_mask, **kwargs)
+    assert not torch.equal(outputs[None], free)  # without the ban some bigram repeats: the ban changed the output
+    for row in outputs[eos].tolist():  # no new token completes a bigram seen earlier in its row (pads count, as there)
+        for t in range(input_ids.shape[1], len(row)):
+            if row[t - 1] == eos:
+                break
+            assert (row[t - 1], row[t]) not in set(zip(row[:t - 1], row[1:t])), row
+
+
 @pytest.mark.parametrize("use_cache", [True, False])
 def test_decoder_equals_transformers_on_the_same_weights(decoder, gpt2, batch, eos, use_cache):
     input_ids, attention_mask = batch
@@ -259,6 +295,8 @@ def test_zero_new_tokens_returns_the_prompt(gpt2, batch):
         (dict(top_p=1.2), ValueError, "top_p"),
         (dict(top_k=-1), ValueError, "top_k"),
         (dict(num_beams=0), ValueError, "num_beams"),
+        (dict(no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size"),
+        (dict(no_repeat_ngram_size=2.0), TypeError, "no_repeat_ngram_size"),
         (dict(num_beams=2, do_sample=True), ValueError, "not supported"),
         (dict(early_stopping="always"), ValueError, "early_stopping"),
         (dict(eos_token_id=V), ValueError, "eos_token_id"),

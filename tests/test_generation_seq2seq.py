@@ -44,6 +44,26 @@ def test_seq2seq_generate_equals_transformers(models, num_beams, length_penalty,
                                 use_cache=False), got)
 
 
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_seq2seq_no_repeat_ngram_size_equals_transformers(models, num_beams):
+    """BART's summarisation checkpoints decode with no_repeat_ngram_size=3; the ban counts decoder tokens only."""
+    ours, theirs = models
+    ids, mask = _source()
+    config = GenerationConfig(max_new_tokens=20, num_beams=num_beams, do_sample=False, no_repeat_ngram_size=2,
+                              eos_token_id=3, pad_token_id=1, decoder_start_token_id=2, forced_eos_token_id=None,
+                              forced_bos_token_id=None)
+    forced, theirs.generation_config.forced_eos_token_id = theirs.generation_config.forced_eos_token_id, None
+    try:  # BART's config forces eos (2) at the length limit, and None in `config` does not override it
+        expected = theirs.generate(input_ids=ids, attention_mask=mask, generation_config=config)
+    finally:
+        theirs.generation_config.forced_eos_token_id = forced
+    got = generate(ours, ids, 20, num_beams=num_beams, no_repeat_ngram_size=2, eos_token_id=3, pad_token_id=1,
+                   attention_mask=mask)  # eos 3: a rare token, so that rows run long enough to repeat themselves
+    assert torch.equal(got, expected), (got, expected)
+    free = generate(ours, ids, 20, num_beams=num_beams, eos_token_id=3, pad_token_id=1, attention_mask=mask)
+    assert not torch.equal(got, free)  # the random model repeats itself without the ban
+
+
 def test_seq2seq_sampling_equals_transformers(models):
     ours, theirs = models
     ids, mask = _source()

@@ -74,18 +74,19 @@ def test_tiny_gpt_beats_a_bigram_model_on_held_out_plays():
     assert metrics["perplexity"] < metrics["bigram_perplexity"], metrics
 
 
-def test_tiny_bart_reconstructs_about_as_well_as_copying_the_corrupted_input():
+def test_tiny_bart_recovers_more_of_the_original_than_copying_the_corrupted_input():
     """What the shipped tiny BART does on held-out plays: it copies the visible text and fills the masks.
 
-    Issue 4 asks it to beat copying the corrupted input; it does not yet (test plays, 300 runs: token accuracy
-    0.696 vs 0.729, recall 0.7325 vs 0.7326): what it recovers in the masked spans it loses in copying. The bar
-    stays open in the issue; here we assert only what holds.
+    It recovers more of the original's tokens than the corrupted input holds (token recall, test plays, 300
+    documents: 0.758 vs 0.737), but its token accuracy is still a little under copying's (greedy 0.721 vs 0.732,
+    beam search 0.731): what it writes wrong (too long fills, an empty <mask> filled) costs as much as what it
+    restores. Issue 4's bar (accuracy above copying) stays open; here we assert only what holds.
     """
     model = load_tiny_bart()
     assert TINY_BART_PATH.stat().st_size <= 10 * 2**20 and TINY_BART_PATH.with_suffix(".md").is_file()
     metrics = evaluate_bart(model, "test", n_chunks=96)
-    assert metrics["token_recall"] >= 0.97 * metrics["copy_token_recall"], metrics
-    assert metrics["token_accuracy"] >= 0.9 * metrics["copy_token_accuracy"], metrics
+    assert metrics["token_recall"] > metrics["copy_token_recall"] + 0.01, metrics
+    assert metrics["token_accuracy"] >= 0.97 * metrics["copy_token_accuracy"], metrics
 
 
 def test_common_subsequence():
