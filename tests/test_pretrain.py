@@ -9,9 +9,9 @@ from safetensors.torch import save_file
 from course_utils import set_seed
 from course_utils.models import Decoder
 from course_utils.pretrain import (
-    TINY_BART_PATH, TINY_BERT_CONFIG, TINY_BERT_PATH, TINY_GPT_CONFIG, TINY_GPT_PATH, bigram_perplexity, collate,
+    BART_BEAMS, TINY_BART_PATH, TINY_BERT_CONFIG, TINY_BERT_PATH, TINY_GPT_CONFIG, TINY_GPT_PATH, bigram_perplexity, collate,
     common_subsequence, edit_distance, evaluate_bart, evaluate_bert, evaluate_gpt, load_tiny_bart, load_tiny_bert, load_tiny_gpt,
-    perplexity,
+    bart_documents, perplexity,
 )
 
 
@@ -75,18 +75,29 @@ def test_tiny_gpt_beats_a_bigram_model_on_held_out_plays():
 
 
 def test_tiny_bart_recovers_more_of_the_original_than_copying_the_corrupted_input():
-    """What the shipped tiny BART does on held-out plays: it copies the visible text and fills the masks.
+    """Greedy, on 96 test documents: more of the original comes back than the corrupted input holds (recall).
 
-    It recovers more of the original's tokens than the corrupted input holds (token recall, test plays, 300
-    documents: 0.758 vs 0.737), but its token accuracy is still a little under copying's (greedy 0.721 vs 0.732,
-    beam search 0.731): what it writes wrong (too long fills, an empty <mask> filled) costs as much as what it
-    restores. Issue 4's bar (accuracy above copying) stays open; here we assert only what holds.
+    Greedy token accuracy stays a little under copying's (every test document: 0.722 vs 0.731); see the next test.
     """
     model = load_tiny_bart()
     assert TINY_BART_PATH.stat().st_size <= 10 * 2**20 and TINY_BART_PATH.with_suffix(".md").is_file()
     metrics = evaluate_bart(model, "test", n_chunks=96)
     assert metrics["token_recall"] > metrics["copy_token_recall"] + 0.01, metrics
     assert metrics["token_accuracy"] >= 0.97 * metrics["copy_token_accuracy"], metrics
+    with pytest.raises(ValueError, match="n_chunks"):
+        evaluate_bart(model, "test", n_chunks=0)
+
+
+def test_tiny_bart_with_beam_search_beats_copying_on_every_test_document():
+    """Issue 4's bar: token accuracy above copying the corrupted input, on held-out plays (about 3 min on one core).
+
+    With BART_BEAMS = 8 beams (the width chosen on the validation plays), on all 2682 test documents: 0.738 vs 0.731
+    (the model card's figures, which this recomputes).
+    """
+    model = load_tiny_bart()
+    metrics = evaluate_bart(model, "test", n_chunks=None, num_beams=BART_BEAMS)
+    assert metrics["n_chunks"] == len(bart_documents("test")) and metrics["num_beams"] == BART_BEAMS
+    assert metrics["token_accuracy"] > metrics["copy_token_accuracy"] + 0.003, metrics
 
 
 def test_common_subsequence():
@@ -135,7 +146,6 @@ def test_shipped_generators_refuse_a_mismatching_checkpoint(tmp_path):
 
 def test_bart_documents_are_runs_of_whole_sentences():
     from course_utils.data import load_bpe
-    from course_utils.pretrain import bart_documents
 
     chunks = bart_documents("validation", max_tokens=32)
     assert all(c[0] == 0 and c[-1] == 2 and len(c) <= 32 for c in chunks)
