@@ -342,10 +342,10 @@ def evaluate_bart(model: EncoderDecoder, split: str = "test", *, n_chunks: int |
     token_recall = longest common subsequence / length: the original's tokens recovered, in order.
     The n_chunks documents are spread evenly over the split (every k-th), so that every play counts; None: all.
     """
-    if n_chunks is not None:
-        check_positive_int("n_chunks", n_chunks)
     documents = bart_documents(split)
-    n_chunks = n_chunks or len(documents)
+    if n_chunks is None:
+        n_chunks = len(documents)
+    check_positive_int("n_chunks", n_chunks)
     chunks = documents[::max(1, len(documents) // n_chunks)][:n_chunks]
     recipe = BART_RECIPE
     g = torch.Generator().manual_seed(seed)
