@@ -60,8 +60,8 @@ def ours_vs_theirs(name: str, decoder: Decoder, new_tokens: int, repeats: int) -
 def main() -> None:
     torch.manual_seed(0)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, greedy, prompt {PROMPT} tokens")
-    tiny = Decoder(8000, 128, 4, 4, max_len=512).eval()
-    small = Decoder(50257, 768, 12, 12, max_len=1024).eval()
+    tiny = Decoder(8000, d_model=128, n_heads=4, n_layers=4, max_len=512).eval()
+    small = Decoder(50257, d_model=768, n_heads=12, n_layers=12, max_len=1024).eval()
 
     print(f"\n{'model':>12} {'batch':>5} {'new':>6} {'ours tok/s':>10} {'hf tok/s':>10} {'ratio':>6} {'same':>6}")
     ours_vs_theirs("tiny", tiny, 256, repeats=3)

@@ -1,29 +1,24 @@
 """Reference implementations for the course book "LLMs: from attention to generation".
 
-One module per idea; a module imports only from the rows below it (finetune also loads pretrain's checkpoint):
-    widgets, exercises, pretrain, finetune    the chapters' faces: widgets, checks, `python -m` scripts
-    generation, training, hf                  decoding (greedy, beam, sampling) with a KV cache; the train loop;
-                                              weights to and from torch and transformers
-    models                                    Encoder (BERT-like) and its heads, Decoder (GPT-like), EncoderDecoder
-                                              (BART-like)
-    layers, objectives                        eq. (2)-(4); Word2Vec, MLM and NSP data; BART's noising
-    attention, data, plots                    eq. (1), masks, KV cache; corpus, splits, tokenizers, the date task;
-                                              matplotlib helpers
+One module per idea (models is a package of three families); a module imports only from its own row (without cycles) or the rows below it:
+    face      widgets, exercises     the widgets of chapters 01 and 09; checks of the student's exercises
+              pretrain, finetune     the recipes behind the shipped checkpoints and results (`python -m`)
+    use       generation, hf         decoding (greedy, beam, sampling) with a KV cache; weights to and from torch
+                                     and transformers, and transformers LMs behind generate()
+              evaluation, training   held-out figures of the tiny models; the train loop
+              checkpoints,           safetensors with their Config, the tiny models' loaders and cards;
+              pretrained             loaders of real pre-trained models shipped offline (MiniLM), hub_available
+    assemble  models                 Encoder (BERT-like) + heads, Decoder (GPT-like), EncoderDecoder (BART-like),
+                                     each with a Config dataclass stored as model.config
+    parts     layers, warpers        eq. (2)-(4); temperature, top-k, top-p
+              objectives, noising    Word2Vec, MLM, NSP and their losses; BART's noising and its loss
+              datasets, metrics      corpus -> training batches; perplexity, edit distance, entropy, confusion
+    ground    attention, data,       eq. (1), masks, KV cache; corpus, splits, tokenizers;
+              dates, plots,          the date task; matplotlib helpers;
+              _validate              argument checks, seeding, padding, mini-batches (one copy of each)
 """
 
-import random
+from ._validate import seeded, set_seed
 
-import numpy as np
-import torch
-
+__all__ = ["seeded", "set_seed"]
 __version__ = "0.1.0"
-
-
-def set_seed(seed: int = 0) -> torch.Generator:
-    """Seed Python, NumPy and torch (CPU) so a notebook re-executes identically; returns a torch.Generator."""
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    return torch.Generator().manual_seed(seed)

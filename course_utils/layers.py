@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_choice, check_positive_float, check_positive_int, check_tensor
-from .attention import KVCache, MultiHeadAttention
+from ._validate import check_bool, check_choice, check_int, check_last_dim, check_positive, check_probability
+from .attention import LayerCache, MultiHeadAttention
 
 NORMS = ("lecture", "post", "pre")
 ACTIVATIONS = {
@@ -28,17 +28,16 @@ class LayerNorm(nn.Module):
 
     def __init__(self, d: int, eps: float = 1e-5, affine: bool = True):
         super().__init__()
-        check_positive_int("d", d)
-        check_positive_float("eps", eps)
+        check_int("d", d, 1)
+        check_positive("eps", eps)
+        check_bool("affine", affine)
         self.d, self.eps = d, eps
         self.weight = nn.Parameter(torch.ones(d)) if affine else None  # gain
         self.bias = nn.Parameter(torch.zeros(d)) if affine else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each vector x_i of x (..., d) to mean 0 and standard deviation 1."""
-        check_tensor("x", x, ndim_min=1, floating=True)
-        if x.shape[-1] != self.d:
-            raise ValueError(f"x must have last dimension d={self.d}, got shape {tuple(x.shape)}")
+        check_last_dim("x", x, self.d, "d")
         mu = x.mean(dim=-1, keepdim=True)
         sigma = torch.sqrt(((x - mu) ** 2).mean(dim=-1, keepdim=True) + self.eps)  # biased, as eq. (3)
         y = (x - mu) / sigma
@@ -52,16 +51,19 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int | None = None, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        check_positive_int("d_model", d_model)
+        check_int("d_model", d_model, 1)
         d_ff = 4 * d_model if d_ff is None else d_ff
-        check_positive_int("d_ff", d_ff)
+        check_int("d_ff", d_ff, 1)
         check_choice("activation", activation, ACTIVATIONS)
+        check_probability("dropout", dropout)
         self.activation = activation
         self.w1 = nn.Linear(d_model, d_ff)  # W1, b1
         self.w2 = nn.Linear(d_ff, d_model)  # W2, b2
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """y (B, L, d_model) -> (B, L, d_model), position by position."""
+        check_last_dim("y", y, self.w1.in_features)
         z = ACTIVATIONS[self.activation](self.w1(y))  # (B, L, d_ff)
         return self.w2(self.dropout(z))  # (B, L, d_model)
 
@@ -94,22 +96,23 @@ class TransformerLayer(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, cache: KVCache | None = None, layer: int = 0
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, cache: LayerCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, L, d_model) -> (x, alpha); the three norm placements side by side.
 
-        cache and layer go to the self-attention (a decoder's KV cache): alpha is then (B, H, L, T_past + L).
+        cache (this layer's part of a decoder's KV cache) goes to the self-attention: alpha is then
+        (B, H, L, T_past + L).
         """
         if self.norm == "pre":
-            y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache, layer=layer)
+            y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache)
             x = x + self.dropout(y)
             x = x + self.dropout(self.ffn(self.norm2(x)))
         elif self.norm == "post":
-            y, alpha = self.attn(x, mask=mask, cache=cache, layer=layer)
+            y, alpha = self.attn(x, mask=mask, cache=cache)
             x = self.norm1(x + self.dropout(y))
             x = self.norm2(x + self.dropout(self.ffn(x)))
         else:  # "lecture", eq. (4): the residual stream itself is never normalised
-            y, alpha = self.attn(x, mask=mask, cache=cache, layer=layer)
+            y, alpha = self.attn(x, mask=mask, cache=cache)
             x = x + self.norm1(self.dropout(y))
             x = x + self.norm2(self.dropout(self.ffn(x)))
         return x, alpha  # (B, L, d_model), (B, H, L, L)

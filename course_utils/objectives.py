@@ -1,15 +1,16 @@
-"""Self-supervised objectives: the transformation T of the lecture that turns raw text D into (x~, y~) pairs.
+"""Self-supervised objectives: the transformation T of the lecture that turns raw text D into (x~, y~) pairs,
+and the loss that trains a model on them.
 
-- Word2Vec skip-gram with negative sampling, as word2vec.c does it: x~ = (w, C+) -> 1 or (w, C-) -> 0.
+- Word2Vec skip-gram with negative sampling, as word2vec.c does it: x~ = (w, C+) -> 1 or (w, C-) -> 0; sgns_loss.
 - BERT's masked language modelling (15% of tokens; 80% [MASK], 10% random, 10% kept), as transformers does it.
-- BERT's next sentence prediction pairs, as Google's create_pretraining_data.py builds them.
-- BART's noising (text infilling, token masking and deletion, sentence permutation, document rotation), as
-  fairseq's DenoisingDataset does it: x~ = the corrupted document, y~ = the document.
+- BERT's next sentence prediction pairs, as Google's create_pretraining_data.py builds them; mlm_nsp_loss.
+- GPT's next-token prediction: lm_loss.
+BART's noising and its loss live in `course_utils.noising`. A model argument is duck-typed (this module sits
+below `models`).
 """
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from typing import NamedTuple, Sequence
@@ -18,15 +19,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_positive_float, check_positive_int, check_tensor
+from ._validate import (
+    check_float, check_instance, check_int, check_int_tensor, check_positive, check_probability, check_tensor,
+)
+from .data import SPECIAL_TOKENS
+from .noising import (  # noqa: F401  re-exported for one release: moved to course_utils.noising
+    document_rotation, poisson_span_lengths, sentence_permutation, text_infilling, token_deletion, token_masking,
+)
 
 IGNORE_INDEX = -100  # labels of positions outside the loss (CrossEntropyLoss's default ignore_index)
 IS_NEXT, IS_RANDOM = 0, 1  # BERT's NSP labels; the lecture's eq. (5) writes 1 for "follows": the reverse
-
-
-def _check_probability(name: str, p) -> None:
-    if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{name} must be a number in [0, 1], got {p!r}")
 
 
 # ------------------------------------------------------------------ Word2Vec (skip-gram, negative sampling)
@@ -43,7 +45,13 @@ class Vocab(NamedTuple):
 
 def build_vocab(sentences: Sequence[Sequence[str]], min_count: int = 5) -> Vocab:
     """Words seen at least min_count times, most frequent first (ties in first-seen order)."""
-    check_positive_int("min_count", min_count)
+    if isinstance(sentences, (str, torch.Tensor)) or not isinstance(sentences, Sequence):
+        raise TypeError(f"sentences must be a list of sentences, got {type(sentences).__name__}")
+    for k, sentence in enumerate(sentences):
+        is_words = isinstance(sentence, Sequence) and not isinstance(sentence, str)
+        if not (is_words and all(isinstance(w, str) for w in sentence)):
+            raise TypeError(f"sentences[{k}] must be a list of words (str), got {sentence!r:.60}")
+    check_int("min_count", min_count, 1)
     counts = Counter(w for sentence in sentences for w in sentence)
     words = [w for w, c in counts.most_common() if c >= min_count]
     if not words:
@@ -53,6 +61,8 @@ def build_vocab(sentences: Sequence[Sequence[str]], min_count: int = 5) -> Vocab
 
 def keep_probability(counts: torch.Tensor, sample: float = 1e-3) -> torch.Tensor:
     """word2vec.c's subsampling: keep = (sqrt(c / (s N)) + 1) (s N) / c, so frequent words are dropped more."""
+    _check_counts(counts)
+    check_positive("sample", sample)
     threshold = sample * counts.sum()
     return ((counts / threshold).sqrt() + 1) * threshold / counts
 
@@ -68,9 +78,12 @@ def skipgram_pairs(
     `sentences` is one sentence (a 1-D tensor of ids) or a list of them, done in one call; no window reaches
     across two sentences. keep[id] is the probability of keeping a word (keep_probability).
     """
-    check_positive_int("window", window)
+    check_int("window", window, 1)
+    check_tensor("keep", keep, ndim=1, floating=True)
     if isinstance(sentences, torch.Tensor):
         sentences = [sentences]
+    for k, sentence in enumerate(sentences):
+        check_int_tensor(f"sentences[{k}]", sentence, ndim=1, low=0, high=len(keep))
     stream = torch.cat(list(sentences)) if len(sentences) else torch.zeros(0, dtype=torch.long)  # (N,)
     sentence_of = torch.arange(len(sentences)).repeat_interleave(torch.tensor([len(x) for x in sentences]))
     kept = keep[stream] >= torch.rand(len(stream), generator=generator)  # subsampling, before the windows
@@ -97,6 +110,12 @@ def sample_negatives(
 
     As in word2vec.c a draw equal to the positive target is skipped, not redrawn: `use` is False there.
     """
+    check_int_tensor("targets", targets, ndim=1)
+    _check_counts(counts)
+    if not counts.sum() > 0:
+        raise ValueError("counts must hold at least one positive count, got all zeros")
+    check_int("k", k, 1)
+    check_float("power", power)
     noise = counts.double() ** power
     negatives = torch.multinomial(noise / noise.sum(), len(targets) * k, replacement=True, generator=generator)
     negatives = negatives.view(len(targets), k)
@@ -108,6 +127,8 @@ class SkipGram(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int = 100):
         super().__init__()
+        check_int("vocab_size", vocab_size, 1)
+        check_int("dim", dim, 1)
         self.inp = nn.Embedding(vocab_size, dim)
         self.out = nn.Embedding(vocab_size, dim)
         nn.init.uniform_(self.inp.weight, -0.5 / dim, 0.5 / dim)  # word2vec.c's initialisation
@@ -115,13 +136,33 @@ class SkipGram(nn.Module):
 
     def forward(self, words: torch.Tensor, contexts: torch.Tensor) -> torch.Tensor:
         """Logits of P(y~ = 1 | w, C): the dot product of the context's input and the word's output vectors."""
+        self._check_inputs(words, contexts)
         return (self.inp(contexts) * self.out(words)).sum(-1)
+
+    def _check_inputs(self, words: torch.Tensor, contexts: torch.Tensor) -> None:
+        vocab_size = self.inp.num_embeddings
+        check_int_tensor("words", words, low=0, high=vocab_size)
+        check_int_tensor("contexts", contexts, low=0, high=vocab_size)
+        if words.shape != contexts.shape:
+            raise ValueError(f"words and contexts must have the same shape, got {tuple(words.shape)} "
+                             f"and {tuple(contexts.shape)}")
 
 
 def sgns_loss(
     model: SkipGram, centers: torch.Tensor, contexts: torch.Tensor, negatives: torch.Tensor, use: torch.Tensor
 ) -> torch.Tensor:
-    """-log sigma(u_w . v_c) - sum_k log sigma(-u_k . v_c), averaged over pairs (word2vec.c's orientation)."""
+    """-log sigma(u_w . v_c) - sum_k log sigma(-u_k . v_c), averaged over pairs (word2vec.c's orientation).
+
+    centers and contexts (N,), negatives (N, K) and use (N, K) as sample_negatives returns them.
+    """
+    check_instance("model", model, SkipGram)
+    check_tensor("centers", centers, ndim=1)
+    check_tensor("contexts", contexts, ndim=1)
+    check_tensor("negatives", negatives, ndim=2)
+    check_tensor("use", use, ndim=2)
+    if contexts.shape != centers.shape or negatives.shape[0] != len(centers) or use.shape != negatives.shape:
+        raise ValueError(f"centers and contexts must be (N,), negatives and use (N, K), got {tuple(centers.shape)}, "
+                         f"{tuple(contexts.shape)}, {tuple(negatives.shape)} and {tuple(use.shape)}")
     positive = F.logsigmoid(model(centers, contexts))  # (N,): (w, C+) -> 1
     negative = F.logsigmoid(-model(negatives, contexts[:, None].expand_as(negatives)))  # (N, K): (w', C) -> 0
     return -(positive + (negative * use).sum(-1)).mean()
@@ -145,11 +186,10 @@ def mask_tokens(
     a random id in [0, vocab_size) (10%) or stays (10%). labels hold the original id where selected, -100 elsewhere.
     The random draws are made in the collator's order, so the same seed gives the same result.
     """
-    check_tensor("input_ids", input_ids, ndim_min=1)
-    if input_ids.is_floating_point():
-        raise TypeError(f"input_ids must be an integer tensor, got dtype {input_ids.dtype}")
-    _check_probability("mlm_probability", mlm_probability)
-    check_positive_int("vocab_size", vocab_size)
+    check_int("vocab_size", vocab_size, 1)
+    check_int_tensor("input_ids", input_ids, ndim_min=1, low=0, high=vocab_size)
+    check_probability("mlm_probability", mlm_probability)
+    check_int("mask_token_id", mask_token_id)
     if not 0 <= mask_token_id < vocab_size:
         raise ValueError(f"mask_token_id must lie in [0, vocab_size={vocab_size}), got {mask_token_id}")
     specials = torch.as_tensor(list(special_token_ids), dtype=torch.long)
@@ -180,6 +220,10 @@ class NSPInstance(NamedTuple):
 
 def truncate_seq_pair(a: list[int], b: list[int], max_num_tokens: int, rng: random.Random) -> None:
     """Trim the longer of a, b (b on ties) until they fit, from the front or the back at random (in place)."""
+    check_instance("a", a, list)
+    check_instance("b", b, list)
+    check_int("max_num_tokens", max_num_tokens, 0)
+    check_instance("rng", rng, random.Random, "random.Random")
     while len(a) + len(b) > max_num_tokens:
         longer = a if len(a) > len(b) else b
         if rng.random() < 0.5:
@@ -203,10 +247,14 @@ def nsp_instances(
     Segments are gathered until a target length; A is a random prefix of them; B is the rest (IS_NEXT) or, half
     the time, a stretch of another document (IS_RANDOM), in which case the unused segments are put back.
     """
+    check_int("doc_index", doc_index)
     if not 0 <= doc_index < len(documents):
         raise ValueError(f"doc_index must lie in [0, {len(documents)}), got {doc_index}")
-    check_positive_int("max_seq_length", max_seq_length, minimum=5)
-    _check_probability("short_seq_prob", short_seq_prob)
+    check_int("cls_id", cls_id, 0)
+    check_int("sep_id", sep_id, 0)
+    check_int("max_seq_length", max_seq_length, 5)
+    check_probability("short_seq_prob", short_seq_prob)
+    check_instance("rng", rng, random.Random, "random.Random")
     for d, doc in enumerate(documents):
         if not doc or not all(len(segment) for segment in doc):
             raise ValueError(f"documents[{d}] must be a non-empty list of non-empty segments, got {doc!r:.80}")
@@ -245,170 +293,47 @@ def nsp_instances(
     return instances
 
 
-# ------------------------------------------------------------------ BART: noising (fairseq's DenoisingDataset)
+# ------------------------------------------------------------------ the losses of BERT and GPT
 
 
-def _check_document(tokens) -> None:
-    check_tensor("tokens", tokens, ndim=1)
-    if tokens.dtype != torch.long:
-        raise TypeError(f"tokens must be a LongTensor, got dtype {tokens.dtype}")
-    if len(tokens) < 2:
-        raise ValueError(f"tokens must hold at least <s> and </s> (length >= 2), got length {len(tokens)}")
+def bert_masking(input_ids: torch.Tensor, vocab_size: int, generator: torch.Generator | None = None):
+    """BERT's 15% / 80-10-10 corruption with our WordPiece tokenizer's [MASK] and special ids: (inputs, labels)."""
+    return mask_tokens(input_ids, mask_token_id=SPECIAL_TOKENS.index("[MASK]"), vocab_size=vocab_size,
+                       special_token_ids=range(len(SPECIAL_TOKENS)), generator=generator)
 
 
-def _num_to_mask(is_word_start: torch.Tensor, ratio: float) -> int:
-    return math.ceil((is_word_start.float().sum() * ratio).item())  # in float32 as fairseq: 50 * 0.3 -> 16
+def mlm_nsp_loss(model, batch: dict, generator: torch.Generator | None = None) -> torch.Tensor:
+    """BERT's pre-training loss: MLM cross-entropy on the selected positions + NSP cross-entropy (eq. 5).
 
-
-def _subword_positions(tokens: torch.Tensor, ratio: float, generator: torch.Generator | None) -> torch.Tensor:
-    """ceil(ratio * (L - 2)) distinct positions among 1..L-2: fairseq's mask_length="subword" (spans of one token)."""
-    is_word_start = torch.ones_like(tokens)  # (L,)
-    is_word_start[0] = is_word_start[-1] = 0  # <s> and </s> never chosen
-    n = _num_to_mask(is_word_start, ratio)
-    return 1 + torch.randperm(len(tokens) - 2, generator=generator)[:n]
-
-
-def _insert_masks(tokens: torch.Tensor, n: int, mask_token_id: int, generator: torch.Generator | None) -> torch.Tensor:
-    """fairseq's add_insertion_noise: n <mask>s at random places between <s> and </s>."""
-    positions = 1 + torch.randperm(len(tokens) + n - 2, generator=generator)[:n]
-    is_inserted = torch.zeros(len(tokens) + n, dtype=torch.bool)  # (L + n,)
-    is_inserted[positions] = True
-    result = torch.full((len(tokens) + n,), mask_token_id)
-    result[~is_inserted] = tokens
-    return result
-
-
-def _check_poisson_lambda(poisson_lambda) -> None:
-    check_positive_float("poisson_lambda", poisson_lambda)
-    if math.exp(-poisson_lambda) < 1e-7:  # fairseq's pmf would be the single point k = 0: it never ends
-        raise ValueError(f"poisson_lambda must be at most -ln(1e-7) = 16.1, got {poisson_lambda}")
-
-
-def poisson_span_lengths(num_to_mask: int, poisson_lambda: float, generator: torch.Generator | None = None
-                         ) -> torch.Tensor:
-    """Span lengths ~ Poisson(lambda), zeros included, cut so that they sum to exactly num_to_mask (fairseq).
-
-    The pmf stops at k = 127 or at the first k whose probability is < 1e-7; lengths are drawn num_to_mask at a
-    time until they reach the budget, kept up to the first span that reaches it, and that span is shortened.
+    model is an EncoderForPreTraining; batch holds input_ids, token_type_ids, attention_mask (B, L) and
+    next_sentence_label (B,), as datasets.collate makes it.
     """
-    check_positive_int("num_to_mask", num_to_mask)
-    _check_poisson_lambda(poisson_lambda)
-    pmf = []
-    for k in range(128):
-        pmf.append(math.exp(-poisson_lambda) * poisson_lambda**k / math.factorial(k))
-        if pmf[-1] < 1e-7:
-            break
-    pmf = torch.tensor(pmf)  # float32, as fairseq's Categorical
-    lengths = torch.multinomial(pmf, num_to_mask, replacement=True, generator=generator)
-    while lengths.sum() < num_to_mask:
-        lengths = torch.cat([lengths, torch.multinomial(pmf, num_to_mask, replacement=True, generator=generator)])
-    cum_length = lengths.cumsum(0)
-    i = int((cum_length < num_to_mask).sum())  # the first span that reaches the budget
-    lengths[i] = num_to_mask - (cum_length[i - 1] if i > 0 else 0)
-    return lengths[: i + 1]
+    check_instance("batch", batch, dict)
+    missing = sorted({"input_ids", "token_type_ids", "attention_mask", "next_sentence_label"} - set(batch))
+    if missing:
+        raise ValueError(f"batch must hold input_ids, token_type_ids, attention_mask and next_sentence_label "
+                         f"(datasets.collate), missing {missing}")
+    inputs, labels = bert_masking(batch["input_ids"], model.encoder.config.vocab_size, generator)
+    out = model.encoder(inputs, batch["token_type_ids"], batch["attention_mask"])
+    selected = labels != IGNORE_INDEX  # only the masked positions go through the (V-wide) MLM head
+    mlm = F.cross_entropy(model.mlm(out.last_hidden_state[selected]), labels[selected])
+    nsp = F.cross_entropy(model.nsp(model.pooler(out.last_hidden_state)), batch["next_sentence_label"])
+    return mlm + nsp
 
 
-def text_infilling(
-    tokens: torch.Tensor,
-    mask_token_id: int,
-    *,
-    mask_ratio: float = 0.3,
-    poisson_lambda: float = 3.0,
-    word_starts: torch.Tensor | None = None,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """BART's text infilling: spans of Poisson(lambda) words each become one <mask>; a 0-length span inserts one.
+def lm_loss(model, batch: torch.Tensor) -> torch.Tensor:
+    """The factorised likelihood's loss: -log p(w_t | w_<t), averaged over the batch's positions.
 
-    fairseq's add_whole_word_mask (mask_length="span-poisson", replace_length=1), then add_insertion_noise.
-    ceil(mask_ratio * #word starts) words are budgeted; spans start at distinct random word starts, run over
-    whole words (up to the next word start), stop before </s> and may overlap (then fewer words are masked).
-    word_starts (L,) bool marks the tokens that begin a word (data.bpe_word_starts); by default every token does.
+    model is a Decoder; batch (B, L + 1) holds windows of ids: the model reads [:, :-1] and predicts [:, 1:].
     """
-    _check_document(tokens)
-    check_positive_int("mask_token_id", mask_token_id, minimum=0)
-    _check_probability("mask_ratio", mask_ratio)
-    _check_poisson_lambda(poisson_lambda)
-    if word_starts is None:
-        word_starts = torch.ones_like(tokens, dtype=torch.bool)
-    check_tensor("word_starts", word_starts, ndim=1)
-    if word_starts.dtype != torch.bool:
-        raise TypeError(f"word_starts must be a bool tensor, got dtype {word_starts.dtype}")
-    if word_starts.shape != tokens.shape:
-        raise ValueError(f"word_starts must have the shape of tokens {tuple(tokens.shape)}, "
-                         f"got {tuple(word_starts.shape)}")
-
-    is_word_start = word_starts.long()  # (L,)
-    is_word_start[0] = is_word_start[-1] = 0  # <s> and </s> never masked
-    num_to_mask = _num_to_mask(is_word_start, mask_ratio)
-    if num_to_mask == 0:
-        return tokens.clone()
-    lengths = poisson_span_lengths(num_to_mask, poisson_lambda, generator)
-    num_inserts = int((lengths == 0).sum())
-    lengths = lengths[lengths > 0]  # (n_spans,)
-    starts = is_word_start.nonzero().squeeze(1)  # (W,)
-    indices = starts[torch.randperm(len(starts), generator=generator)[: len(lengths)]]  # (n_spans,)
-
-    source, to_keep = tokens.clone(), torch.ones(len(tokens), dtype=torch.bool)
-    source[indices] = mask_token_id  # a span's first token becomes <mask>, the rest of it is deleted
-    is_word_start[-1] = 255  # </s> acts as a very long word: no span runs into it
-    lengths = lengths - 1  # words still to cover after the current one
-    while len(indices):  # step every unfinished span one token on; a new word start uses up one word
-        lengths = lengths - is_word_start[indices + 1]
-        going = lengths >= 0
-        indices, lengths = indices[going] + 1, lengths[going]
-        to_keep[indices] = False
-    source = source[to_keep]
-    if num_inserts == 0:
-        return source
-    # as fairseq: the count goes through the ratio num_inserts / L, so float rounding may add one more <mask>
-    n = math.ceil(len(source) * (num_inserts / len(source)))
-    return _insert_masks(source, n, mask_token_id, generator)
+    check_int_tensor("batch", batch, ndim=2)
+    if batch.shape[1] < 2:
+        raise ValueError(f"batch must hold windows of at least 2 tokens, got shape {tuple(batch.shape)}")
+    logits = model(batch[:, :-1]).logits  # (B, L, V)
+    return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
 
 
-def token_masking(
-    tokens: torch.Tensor, mask_token_id: int, *, ratio: float = 0.15, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """BART's token masking: ceil(ratio * (L - 2)) random tokens become <mask> (fairseq: subword, replace_length=1)."""
-    _check_document(tokens)
-    check_positive_int("mask_token_id", mask_token_id, minimum=0)
-    _check_probability("ratio", ratio)
-    source = tokens.clone()
-    source[_subword_positions(tokens, ratio, generator)] = mask_token_id
-    return source
-
-
-def token_deletion(tokens: torch.Tensor, *, ratio: float = 0.15, generator: torch.Generator | None = None
-                   ) -> torch.Tensor:
-    """BART's token deletion: ceil(ratio * (L - 2)) random tokens removed (fairseq: subword, replace_length=0)."""
-    _check_document(tokens)
-    _check_probability("ratio", ratio)
-    to_keep = torch.ones(len(tokens), dtype=torch.bool)  # (L,)
-    to_keep[_subword_positions(tokens, ratio, generator)] = False
-    return tokens[to_keep]
-
-
-def sentence_permutation(tokens: torch.Tensor, full_stop_id: int, *, generator: torch.Generator | None = None
-                         ) -> torch.Tensor:
-    """BART's sentence permutation: all sentences shuffled (fairseq's permute_sentences with p = 1).
-
-    A sentence ends at a full stop not preceded by another one, and the token before </s> counts as a full stop;
-    what follows the last sentence end (a run of full stops before </s>) stays in place.
-    """
-    _check_document(tokens)
-    check_positive_int("full_stop_id", full_stop_id, minimum=0)
-    full_stops = tokens == full_stop_id  # (L,)
-    full_stops[-2] = True
-    ends = (full_stops[1:] & ~full_stops[:-1]).nonzero().squeeze(1) + 2  # one past each sentence, (n,)
-    if len(ends) == 0:
-        return tokens.clone()
-    starts = torch.cat([torch.tensor([1]), ends[:-1]])  # (n,)
-    order = torch.randperm(len(ends), generator=generator)
-    sentences = [tokens[starts[i]:ends[i]] for i in order]
-    return torch.cat([tokens[:1], *sentences, tokens[ends[-1]:]])
-
-
-def document_rotation(tokens: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
-    """BART's document rotation: the text between <s> and </s> starts at a random token (fairseq's rolling noise)."""
-    _check_document(tokens)
-    offset = int(torch.randint(1, max(1, len(tokens) - 1) + 1, (1,), generator=generator))  # in 1..L-1
-    return torch.cat([tokens[:1], tokens[offset:-1], tokens[1:offset], tokens[-1:]])
+def _check_counts(counts) -> None:
+    check_tensor("counts", counts, ndim=1)
+    if (counts < 0).any():
+        raise ValueError(f"counts must be >= 0, got a minimum of {counts.min().item()}")

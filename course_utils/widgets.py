@@ -1,11 +1,10 @@
 """Interactive widgets for the notebooks (plain ipywidgets + matplotlib: JupyterLab, Colab, no custom JS).
 
 Each widget only wires controls (via `observe`) to a pure function that can be tested and called for a static
-figure, and shows the figure as a PNG in an `ipywidgets.Image`:
-    build_mask(kind, n_queries, n_keys, n_pad, pad_side)  -> the boolean mask (True = may attend)
+figure, and shows the figure as a PNG in an `ipywidgets.Image`; the computations live beside what they compute
+(attention.build_mask, warpers.warp_distribution):
     draw_mask_explorer(kind, tokens, q, k, ...)           -> matplotlib Figure: mask grid + attention weights
     attention_mask_explorer(tokens, q, k, ...)            -> the widget (chapter 01)
-    warp_distribution(logits, temperature, top_k, top_p)  -> next-token distribution before / after the warpers
     draw_temperature_explorer(logits, tokenizer, ...)     -> matplotlib Figure: the two distributions, top tokens
     sample_continuations(model, tokenizer, prompt, ...)   -> seeded samples under the same warpers
     temperature_explorer(model, tokenizer, prompt)        -> the widget (chapter 09); the model runs once per prompt
@@ -16,7 +15,7 @@ from __future__ import annotations
 import html
 import io
 import math
-from typing import TYPE_CHECKING, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import matplotlib.pyplot as plt
 import torch
@@ -25,60 +24,20 @@ from torch import nn
 if TYPE_CHECKING:  # imported lazily inside the widget functions
     import ipywidgets
 
-from ._validate import check_choice, check_positive_float, check_positive_int, check_tensor
-from .attention import causal_mask, scaled_dot_product_attention
-from .generation import apply_temperature, generate, top_k_filter, top_p_filter
+from ._validate import check_choice, check_int, check_seed, check_tensor, seeded
+from .attention import MASK_KINDS, PAD_SIDES, build_mask, pad_positions, scaled_dot_product_attention
+from .data import eos_id, prompt_ids, token_labels
+from .generation import generate
 from .plots import attention_heatmap, mask_grid
+from .metrics import entropy  # noqa: F401  re-exported for one release (as build_mask, prompt_ids, ...)
+from .warpers import WarpedDistribution, check_warpers, next_token_logits, warp_distribution  # noqa: F401
 
-MASK_KINDS = ("bidirectional", "causal", "padding", "cross")
-PAD_SIDES = ("right", "left")
 _DESCRIPTIONS = {
     "bidirectional": "every token sees every token (BERT)",
     "causal": "token i sees tokens j <= i (GPT)",
     "padding": "nobody sees the padded keys",
     "cross": "decoder queries see every real encoder key",
 }
-
-
-def _check_count(name: str, value, low: int, high: int) -> None:
-    """Raise TypeError / ValueError unless low <= value <= high is an int."""
-    check_positive_int(name, value, minimum=low)
-    if value > high:
-        raise ValueError(f"{name} must be <= {high}, got {value}")
-
-
-def pad_positions(n: int, n_pad: int = 0, pad_side: str = "right") -> torch.Tensor:
-    """Boolean (n,) vector, True at the n_pad padded positions (the last ones, or the first ones if "left")."""
-    check_positive_int("n", n)
-    _check_count("n_pad", n_pad, 0, n)
-    check_choice("pad_side", pad_side, PAD_SIDES)
-    pad = torch.zeros(n, dtype=torch.bool)
-    if n_pad:
-        pad[slice(n - n_pad, None) if pad_side == "right" else slice(0, n_pad)] = True
-    return pad
-
-
-def build_mask(
-    kind: str, n_queries: int, n_keys: int | None = None, n_pad: int = 0, pad_side: str = "right"
-) -> torch.Tensor:
-    """Boolean mask (n_queries, n_keys), True = query i may attend to key j; n_pad keys are padding.
-
-    "bidirectional": all True (n_pad must be 0).  "causal": j <= i.  "padding": all True but the padded keys.
-    "cross": queries from one sequence, keys from another (n_keys may differ); the padded keys are hidden.
-    The padded keys are the last n_pad (pad_side="right") or the first n_pad (pad_side="left").
-    """
-    check_choice("kind", kind, MASK_KINDS)
-    check_choice("pad_side", pad_side, PAD_SIDES)
-    check_positive_int("n_queries", n_queries)
-    n_keys = n_queries if n_keys is None else n_keys
-    check_positive_int("n_keys", n_keys)
-    if kind != "cross" and n_keys != n_queries:
-        raise ValueError(f"n_keys must equal n_queries={n_queries} for self-attention kind={kind!r}, got {n_keys}")
-    _check_count("n_pad", n_pad, 0, n_keys - 1)  # at least one real key
-    if kind == "bidirectional" and n_pad:
-        raise ValueError(f"n_pad must be 0 for kind='bidirectional' (use kind='padding'), got {n_pad}")
-    mask = causal_mask(n_queries) if kind == "causal" else torch.ones(n_queries, n_keys, dtype=torch.bool)
-    return mask & ~pad_positions(n_keys, n_pad, pad_side)  # (Lq, Lk): a padded key is hidden from every query
 
 
 def _check_tokens(name: str, tokens) -> None:
@@ -124,9 +83,9 @@ def draw_mask_explorer(
         _check_tokens("source_tokens", source_tokens)
     keys_all = list(source_tokens) if cross else list(tokens)
     n_queries = len(tokens) if n_queries is None else n_queries
-    _check_count("n_queries", n_queries, 1, len(tokens))
+    check_int("n_queries", n_queries, 1, len(tokens))
     n_keys = (len(keys_all) if cross else n_queries) if n_keys is None else n_keys
-    _check_count("n_keys", n_keys, 1, len(keys_all))
+    check_int("n_keys", n_keys, 1, len(keys_all))
     if (q is None) != (k is None):
         raise ValueError("q and k must be given together (or both None for the mask alone)")
     if q is not None:
@@ -224,95 +183,6 @@ def attention_mask_explorer(
 TEMPERATURE_RANGE = (0.05, 5.0)  # the ends of the widget's logarithmic temperature slider
 
 
-class WarpedDistribution(NamedTuple):
-    """The model's next-token distribution (T = 1, nothing removed) and the one sampling draws from."""
-
-    before: torch.Tensor  # (V,) softmax(z)
-    after: torch.Tensor  # (V,) softmax(top_p(top_k(z / T))): 0 for a removed token
-    entropy_before: float  # nats
-    entropy_after: float  # nats
-    survivors: torch.Tensor  # (n,) ids of the tokens no filter removed, most likely first
-
-
-def _check_warpers(temperature, top_k, top_p) -> None:
-    """Raise unless temperature > 0, top_k >= 0 (0 = off) and top_p in (0, 1] (1 = off)."""
-    check_positive_float("temperature", temperature)
-    check_positive_int("top_k", top_k, minimum=0)
-    check_positive_float("top_p", top_p)
-    if top_p > 1:
-        raise ValueError(f"top_p must lie in (0, 1], got {top_p}")
-
-
-def entropy(probs: torch.Tensor) -> float:
-    """H(p) = -sum_v p_v log p_v in nats (0 log 0 = 0); exp(H) is how many equally likely tokens it amounts to."""
-    check_tensor("probs", probs, ndim=1, floating=True)
-    return float(-torch.special.xlogy(probs.double(), probs.double()).sum())
-
-
-def warp_distribution(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0
-) -> WarpedDistribution:
-    """softmax(z) and softmax(top_p(top_k(z / T))), the distribution of generate(do_sample=True) (same order).
-
-    top_k=0 and top_p=1.0 switch that filter off, as in generate.
-    """
-    check_tensor("logits", logits, ndim=1, floating=True)
-    _check_warpers(temperature, top_k, top_p)
-    z = apply_temperature(logits.float(), temperature)  # (V,)
-    if top_k:
-        z = top_k_filter(z, top_k)
-    if top_p < 1.0:
-        z = top_p_filter(z, top_p)
-    before, after = logits.float().softmax(-1), z.softmax(-1)  # (V,), (V,)
-    order = logits.argsort(descending=True, stable=True)  # the filters keep a prefix of this ranking
-    survivors = order[z[order].isfinite()]
-    return WarpedDistribution(before, after, entropy(before), entropy(after), survivors)
-
-
-def _eos_id(tokenizer) -> int | None:
-    """The id that ends a text: a transformers tokenizer's eos_token_id, or </s> in a tokenizers.Tokenizer (ours)."""
-    if hasattr(tokenizer, "eos_token_id"):
-        return tokenizer.eos_token_id
-    return tokenizer.token_to_id("</s>")
-
-
-def prompt_ids(tokenizer, prompt: str) -> torch.Tensor:
-    """The prompt as a batch (1, T): the tokenizer's leading special tokens (our BPE's <s>), none at the end.
-
-    tokenizer is a tokenizers.Tokenizer (ours, `load_bpe()`) or a transformers tokenizer (gpt2's). The </s> that
-    our BPE's template appends is dropped: the text goes on.
-    """
-    if not isinstance(prompt, str):
-        raise TypeError(f"prompt must be a str, got {prompt!r} of type {type(prompt).__name__}")
-    if callable(tokenizer):  # transformers
-        encoding = tokenizer(prompt, return_special_tokens_mask=True)
-        ids, special = encoding["input_ids"], encoding["special_tokens_mask"]
-    else:  # tokenizers
-        encoding = tokenizer.encode(prompt)
-        ids, special = encoding.ids, encoding.special_tokens_mask
-    if ids and special[-1] and ids[-1] == _eos_id(tokenizer):
-        ids = ids[:-1]
-    if not ids:
-        raise ValueError(f"prompt must encode to at least one token, got {prompt!r}")
-    return torch.tensor([ids])  # (1, T)
-
-
-def token_labels(tokenizer, ids: Sequence[int] | torch.Tensor) -> list[str]:
-    """Each token as it reads in a figure: spaces shown as "␣", newlines as "⏎", other control bytes escaped."""
-    texts = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]
-    texts = [text.replace(" ", "␣").replace("\n", "⏎") for text in texts]
-    return ["".join(c if c.isprintable() else repr(c)[1:-1] for c in text) for text in texts]
-
-
-@torch.no_grad()
-def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The logits z (V,) of the token after input_ids (1, T): one forward pass (a Decoder or a transformers LM)."""
-    check_tensor("input_ids", input_ids, ndim=2)
-    if input_ids.shape[0] != 1:
-        raise ValueError(f"input_ids must hold one prompt, shape (1, T), got {tuple(input_ids.shape)}")
-    return model(input_ids).logits[0, -1].float()  # (V,)
-
-
 def draw_temperature_explorer(
     logits: torch.Tensor,
     tokenizer,
@@ -327,7 +197,7 @@ def draw_temperature_explorer(
     The title gives the settings, how many tokens survive the filters, and both entropies.
     """
     dist = warp_distribution(logits, temperature, top_k, top_p)
-    _check_count("n_top", n_top, 1, logits.shape[0])
+    check_int("n_top", n_top, 1, logits.shape[0])
     top = logits.argsort(descending=True, stable=True)[:n_top]  # (n_top,) the ranking warp_distribution uses
     kept = torch.zeros(logits.shape[0], dtype=torch.bool)
     kept[dist.survivors] = True
@@ -368,14 +238,13 @@ def sample_continuations(
 
     The same seed gives the same texts; the global random state is left as it was.
     """
-    _check_warpers(temperature, top_k, top_p)
-    check_positive_int("n_samples", n_samples)
-    check_positive_int("seed", seed, minimum=0)
+    check_warpers(temperature, top_k, top_p)
+    check_int("n_samples", n_samples, 1)
+    check_seed("seed", seed)
     ids = prompt_ids(tokenizer, prompt)  # (1, T)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         out = generate(model, ids.expand(n_samples, -1), max_new_tokens, do_sample=True, temperature=temperature,
-                       top_k=top_k, top_p=top_p, eos_token_id=_eos_id(tokenizer))  # (n_samples, T + n)
+                       top_k=top_k, top_p=top_p, eos_token_id=eos_id(tokenizer))  # (n_samples, T + n)
     return [tokenizer.decode(row[ids.shape[1]:].tolist(), skip_special_tokens=True) for row in out]  # no eos, no pad
 
 
@@ -399,15 +268,15 @@ def temperature_explorer(
     import ipywidgets as W
 
     low, high = TEMPERATURE_RANGE
-    _check_warpers(temperature, top_k, top_p)
+    check_warpers(temperature, top_k, top_p)
     if not low <= temperature <= high:
         raise ValueError(f"temperature must lie in [{low}, {high}] (the slider's range), got {temperature}")
     for name, value in (("n_top", n_top), ("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
-        check_positive_int(name, value)
+        check_int(name, value, 1)
     logits = {prompt: next_token_logits(model, prompt_ids(tokenizer, prompt))}  # (V,) per prompt read
     V = logits[prompt].shape[0]
-    _check_count("n_top", n_top, 1, V)
-    _check_count("top_k", top_k, 0, V)
+    check_int("n_top", n_top, 1, V)
+    check_int("top_k", top_k, 0, V)
 
     prompt_w = W.Text(value=prompt, description="prompt", continuous_update=False, layout=W.Layout(width="90%"))
     t_w = W.FloatLogSlider(value=temperature, base=10, min=math.log10(low), max=math.log10(high), step=0.01,

@@ -192,18 +192,18 @@ def test_mha_head_h_uses_features_h_times_d_head():
 def test_kv_cache_appends_along_time_and_reorders_the_batch():
     g = torch.Generator().manual_seed(0)
     cache = KVCache()
-    assert cache.length == 0
+    assert cache.length == 0 and len(cache) == 0
     k1, v1, k2, v2 = (torch.randn(3, 2, n, 4, generator=g) for n in (5, 5, 1, 1))
-    cache.update(0, k1, v1)
-    cache.update(1, k1 + 1, v1 + 1)
-    k, v = cache.update(0, k2, v2)
+    cache[0].update(k1, v1)
+    cache[1].update(k1 + 1, v1 + 1)
+    k, v = cache[0].update(k2, v2)
     assert torch.equal(k, torch.cat([k1, k2], dim=2)) and torch.equal(v, torch.cat([v1, v2], dim=2))
-    assert cache.length == 6  # layer 0's T
-    cache.cross[0] = (k1, v1)
+    assert cache.length == 6 and len(cache) == 2  # layer 0's T
+    cache[0].cross = (k1, v1)
     cache.reorder(torch.tensor([2, 0, 0]))  # beam search keeps beam 2 once and beam 0 twice
-    assert torch.equal(cache.keys[0][1], k[0]) and torch.equal(cache.values[0][0], v[2])
-    assert torch.equal(cache.keys[1][0], k1[2] + 1)
-    assert torch.equal(cache.cross[0][0][2], k1[0]) and cache.length == 6
+    assert torch.equal(cache[0].keys[1], k[0]) and torch.equal(cache[0].values[0], v[2])
+    assert torch.equal(cache[1].keys[0], k1[2] + 1)
+    assert torch.equal(cache[0].cross[0][2], k1[0]) and cache.length == 6
 
 
 def test_mha_with_cache_token_by_token_equals_one_causal_pass():
@@ -213,7 +213,7 @@ def test_mha_with_cache_token_by_token_equals_one_causal_pass():
     full_y, full_alpha = ours(x, mask=padding_mask(pad) & causal_mask(6))
     cache = KVCache()
     for t in range(6):
-        y, alpha = ours(x[:, t:t + 1], mask=padding_mask(pad[:, :t + 1]), cache=cache, layer=0)
+        y, alpha = ours(x[:, t:t + 1], mask=padding_mask(pad[:, :t + 1]), cache=cache[0])
         assert alpha.shape == (2, 4, 1, t + 1)  # one query, T_past + 1 keys
         assert (y - full_y[:, t:t + 1]).abs().max() < 1e-6
         assert (alpha[..., 0, :] - full_alpha[..., t, :t + 1]).abs().max() < 1e-6
@@ -225,9 +225,9 @@ def test_mha_cross_attention_cache_projects_the_context_once():
     x, context = torch.randn(2, 3, 16), torch.randn(2, 5, 16)
     full_y, _ = ours(x, context)
     cache = KVCache()
-    y0, _ = ours(x[:, :1], context, cache=cache, layer=1)
-    assert list(cache.cross) == [1] and cache.length == 0  # cross keys do not count as cached tokens
-    y1, _ = ours(x[:, 1:], context * 0, cache=cache, layer=1)  # a changed context is not projected again
+    y0, _ = ours(x[:, :1], context, cache=cache[0])
+    assert cache[0].cross is not None and cache.length == 0  # cross keys do not count as cached tokens
+    y1, _ = ours(x[:, 1:], context * 0, cache=cache[0])  # a changed context is not projected again
     assert (torch.cat([y0, y1], dim=1) - full_y).abs().max() < 1e-6
 
 
@@ -238,19 +238,20 @@ def _zeros(*shape):
 @pytest.mark.parametrize(
     "call, error, match",
     [
-        (lambda c: c.update(2, *_zeros(1, 2, 1, 4)), ValueError, "layer must be at most 1"),
-        (lambda c: c.update(-1, *_zeros(1, 2, 1, 4)), ValueError, "layer"),
-        (lambda c: c.update(0, *_zeros(1, 2, 3)), ValueError, "4 dimensions"),
-        (lambda c: c.update(0, torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 2, 4)), ValueError, "one shape"),
-        (lambda c: c.update(0, *_zeros(2, 2, 1, 4)), ValueError, "does not continue"),
+        (lambda c: c[2], ValueError, "layer must be <= 1"),
+        (lambda c: c[-1], ValueError, "layer"),
+        (lambda c: c[0].update(*_zeros(1, 2, 3)), ValueError, "4 dimensions"),
+        (lambda c: c[0].update(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 2, 4)), ValueError, "one shape"),
+        (lambda c: c[0].update(*_zeros(2, 2, 1, 4)), ValueError, "do not continue"),
         (lambda c: c.reorder(torch.tensor([1])), ValueError, r"index must lie in \[0, 1\)"),
         (lambda c: c.reorder(torch.tensor([0.0])), TypeError, "integer"),
-        (lambda c: MultiHeadAttention(8, 2)(torch.zeros(1, 3, 8), cache={}), TypeError, "KVCache"),
-        (lambda c: MultiHeadAttention(8, 2)(torch.zeros(1, 3, 8), cache=c, layer=-1), ValueError, "layer"),
+        (lambda c: MultiHeadAttention(8, 2)(torch.zeros(1, 3, 8), cache={}), TypeError, "LayerCache"),
+        (lambda c: MultiHeadAttention(8, 2)(torch.zeros(1, 3, 8), cache=c), TypeError, "cache\\[i\\]"),
+        (lambda c: MultiHeadAttention(8, 2, bias="no"), TypeError, "bias must be a bool"),
     ],
 )
 def test_kv_cache_bad_input(call, error, match):
     cache = KVCache()
-    cache.update(0, *_zeros(1, 2, 3, 4))  # one layer cached, batch 1
+    cache[0].update(*_zeros(1, 2, 3, 4))  # one layer cached, batch 1
     with pytest.raises(error, match=match):
         call(cache)

@@ -168,3 +168,38 @@ def test_bpe_file_is_what_the_script_builds():
     """The shipped JSON is byte-for-byte the rebuild from the training plays (the BPE trainer is deterministic)."""
     texts = [speech.text for play in load_plays("train") for speech in play.speeches]
     assert data.train_bpe(texts).to_str(pretty=True) == data.BPE_PATH.read_text()
+
+
+def test_token_labels_refuse_an_id_outside_the_vocabulary():
+    """Issue 17: id 10**6 used to come out as ''; a transformers tokenizer is checked against len(tokenizer)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = load_bpe()
+    assert data.token_labels(tok, torch.tensor([0, 7999])) == ["<s>", tok.id_to_token(7999).replace("Ġ", "␣")]
+    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok)
+    for tokenizer in (tok, wrapped):
+        with pytest.raises(ValueError, match=r"ids\[1\] must be <= 7999, got 1000000"):
+            data.token_labels(tokenizer, [5, 10**6])
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: play_names("dev"), ValueError, "split must be one of"),
+    (lambda: play_names(["test"]), ValueError, "split must be one of"),
+    (lambda: load_play("hamlett"), ValueError, "unknown play 'hamlett'"),
+    (lambda: load_play(["hamlet"]), TypeError, "name must be a str"),
+    (lambda: data.words(None), TypeError, "text must be a str"),
+    (lambda: parse_play(b"# Hamlet", "hamlet", "tragedies"), TypeError, "markdown must be a str"),
+    (lambda: data.train_bpe("to be or not", 100), TypeError, "texts must be a list of str"),
+    (lambda: data.train_wordpiece(["to be"], 3), ValueError, "vocab_size must be >= 6"),
+    (lambda: bpe_word_starts([0, 5, 2]), TypeError, "ids must be a torch.Tensor"),
+    (lambda: bpe_word_starts(torch.tensor([[0, 5, 2]])), ValueError, "ids must have 1 dimensions"),
+    (lambda: bpe_word_starts(torch.tensor([0, 5, 2], dtype=torch.int32)), TypeError, "ids must be a LongTensor"),
+    (lambda: bpe_word_starts(torch.tensor([0, -1, 2])), ValueError, r"ids must lie in \[0, 8000\)"),
+    (lambda: data.prompt_ids(load_bpe(), 42), TypeError, "prompt must be a str"),
+    (lambda: data.token_labels(load_bpe(), [1.5]), TypeError, r"ids\[0\] must be an int"),
+    (lambda: data.token_labels(load_bpe(), torch.tensor([-1])), ValueError, r"ids must lie in \[0, 8000\)"),
+    (lambda: data.token_labels(load_bpe(), torch.tensor([[1]])), ValueError, "ids must have 1 dimensions"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 import torch
 
-from course_utils.data import (
+from course_utils.dates import (
     DATE_BOS, DATE_EOS, DATE_PAD, DATE_SOURCE_VOCAB, DATE_TARGET_VOCAB, date_pairs, date_split, decode_iso,
     encode_dates, spell_date,
 )
@@ -56,18 +56,34 @@ def test_encode_and_decode_round_trip():
     lengths = src_mask.sum(1)  # (B,)
     assert (src_ids[torch.arange(65), lengths - 1] == DATE_EOS).all() and lengths.min() < src_ids.shape[1]
     assert decode_iso([DATE_BOS, 5, 13, DATE_EOS, 7, DATE_PAD]) == DATE_TARGET_VOCAB[5] + "-"  # stops at </s>
+    assert decode_iso([]) == "" and decode_iso(torch.tensor([DATE_BOS, DATE_EOS])) == ""  # no date: an empty string
 
 
-def test_bad_input_raises():
-    with pytest.raises(ValueError, match="split must be one of"):
-        date_pairs(3, seed=0, split="dev")
-    with pytest.raises(ValueError, match="n must be >= 1, got 0"):
-        date_pairs(0, seed=0)
-    with pytest.raises(TypeError, match="day must be a datetime.date"):
-        spell_date("1999-07-04", 0)
-    with pytest.raises(ValueError, match="form must be one of"):
-        spell_date(date(1999, 7, 4), 4)
-    with pytest.raises(ValueError, match=r"pairs\[1\] must be a date pair .*unknown \['julyy'\]"):
-        encode_dates([("the fourth of july 1999", "1999-07-04"), ("the fifth of julyy 1999", "1999-07-05")])
-    with pytest.raises(ValueError, match=r"ids must be integer ids in \[0, 14\)"):
-        decode_iso([0, 14, 2])
+def test_the_old_import_path_still_works():
+    from course_utils import data, dates
+
+    assert data.decode_iso is dates.decode_iso and data.DATE_TARGET_VOCAB is dates.DATE_TARGET_VOCAB
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: date_pairs(3, seed=0, split="dev"), ValueError, "split must be one of"),
+    (lambda: date_pairs(0, seed=0), ValueError, "n must be >= 1, got 0"),
+    (lambda: date_pairs(2.0, seed=0), TypeError, "n must be an int"),
+    (lambda: date_pairs(3, seed=-1), ValueError, "seed must be >= 0"),
+    (lambda: date_split("1999-07-04"), TypeError, "day must be a datetime.date"),
+    (lambda: spell_date("1999-07-04", 0), TypeError, "day must be a datetime.date"),
+    (lambda: spell_date(date(1999, 7, 4), 4), ValueError, "form must be one of"),
+    (lambda: encode_dates([]), ValueError, "pairs must be a non-empty list"),
+    (lambda: encode_dates([("the fourth of july 1999", "1999-07-04"), ("the fifth of julyy 1999", "1999-07-05")]),
+     ValueError, r"pairs\[1\] must be a date pair .*unknown \['julyy'\]"),
+    (lambda: encode_dates([("the fourth of july 1999",)]), TypeError, r"pairs\[0\] must be a \(source, target\)"),
+    (lambda: encode_dates([(4, 7, 1999)]), TypeError, r"pairs\[0\] must be a \(source, target\) pair of strings"),
+    (lambda: decode_iso([0, 14, 2]), ValueError, r"ids must lie in \[0, 14\)"),
+    (lambda: decode_iso([0.5, 2.0]), TypeError, "ids must be an integer tensor"),
+    (lambda: decode_iso(torch.zeros(2, 3, dtype=torch.long)), ValueError, "ids must have 1 dimensions"),
+    (lambda: decode_iso("1999"), TypeError, "ids must be a 1-D sequence of integer ids"),
+    (lambda: decode_iso(7), TypeError, "ids must be a 1-D sequence of integer ids"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -90,7 +90,7 @@ def test_kv_cache_token_by_token_equals_full_forward_with_left_padding():
         steps = [ours(ids[:, :4], mask[:, :4], position_ids=position_ids[:, :4], cache=cache)]  # the prompt
         for t in range(4, 9):  # then one token at a time; the mask covers the cached keys too
             steps.append(ours(ids[:, t:t + 1], mask[:, :t + 1], position_ids=position_ids[:, t:t + 1], cache=cache))
-    assert cache.length == 9 and len(cache.keys) == 2
+    assert cache.length == 9 and len(cache) == 2
     assert steps[-1].attentions[0].shape == (3, 4, 1, 9)  # one query, all 9 keys
     logits = torch.cat([s.logits for s in steps], dim=1)
     real = mask.bool()
@@ -164,7 +164,7 @@ def _cached(n):
     """A KVCache already holding n tokens of a 2-layer Decoder (batch 1)."""
     cache = KVCache()
     for layer in range(2):
-        cache.update(layer, torch.zeros(1, 2, n, 8), torch.zeros(1, 2, n, 8))
+        cache[layer].update(torch.zeros(1, 2, n, 8), torch.zeros(1, 2, n, 8))
     return cache
 
 

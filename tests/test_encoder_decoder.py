@@ -56,7 +56,7 @@ def _compare(bart, ours, src, src_mask, tgt, tgt_mask):
 def test_bart_both_ways_with_padded_source_and_target():
     bart = _bart()
     ours = encoder_decoder_from_bart(bart)
-    assert (ours.pad_token_id, ours.bos_token_id, ours.eos_token_id, ours.decoder_start_token_id) == (1, 0, 2, 2)
+    assert (ours.config.pad_token_id, ours.config.bos_token_id, ours.config.eos_token_id, ours.config.decoder_start_token_id) == (1, 0, 2, 2)
     batch = _padded_batch()
     dl, de, ds, dc = _compare(bart, ours, *batch)
     print(f"BART -> ours: logits {dl:.1e}, encoder {de:.1e}, self-attention {ds:.1e}, cross-attention {dc:.1e}")
@@ -94,7 +94,7 @@ def test_kv_cache_token_by_token_equals_full_forward():
         for t in range(6):
             steps.append(ours.decode(tgt[:, t:t + 1], h, src_mask, decoder_attention_mask=tgt_mask[:, :t + 1],
                                      cache=cache))
-            assert sorted(cache.cross) == [0, 1]  # cross-attention keys and values, projected at the first step
+            assert [layer.cross is not None for layer in cache.layers] == [True, True]  # cross-attention keys and values, projected at the first step
     assert cache.length == 6
     assert steps[-1].cross_attentions[0].shape == (3, 4, 1, 8)
     logits = torch.cat([s.logits for s in steps], dim=1)

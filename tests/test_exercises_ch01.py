@@ -1,4 +1,4 @@
-"""Chapter 01 exercise checks: a correct solution passes, a wrong one fails loudly, a stub is "not attempted"."""
+"""The checks of chapter 01's exercises: right answers pass, wrong ones fail loudly, stubs are "not attempted"."""
 
 import math
 
@@ -6,13 +6,11 @@ import pytest
 import torch
 
 from course_utils.exercises import ch01
+from exercise_contract import contract_tests  # tests/exercise_contract.py
+
+# ---------------------------------------------------------------- solutions, right and wrong
 
 
-def stub(*args):
-    raise NotImplementedError
-
-
-# Correct solutions, written as a student would (not with course_utils).
 def softmax(s):
     e = torch.exp(s - s.max(dim=-1, keepdim=True).values)
     return e / e.sum(dim=-1, keepdim=True)
@@ -45,7 +43,6 @@ def split_heads(x, n_heads):
     return x.view(B, L, n_heads, d // n_heads).transpose(1, 2)  # (B, H, L, d_head)
 
 
-# Wrong solutions: the classic mistakes.
 def softmax_naive(s):  # overflows on large scores
     return torch.exp(s) / torch.exp(s).sum(dim=-1, keepdim=True)
 
@@ -83,45 +80,40 @@ def split_heads_reshape(x, n_heads):  # right shape, tokens and heads mixed up
     return x.reshape(B, n_heads, L, d // n_heads)
 
 
-CHECKS = {
-    "softmax": (ch01.check_softmax, [softmax], [softmax_naive, softmax_wrong_dim]),
-    "attention": (ch01.check_attention, [attention, attention_loop], [attention_scaled, attention_transposed]),
-    "causal": (ch01.check_causal_mask, [causal], [causal_upper, causal_strict, causal_float]),
-    "split": (ch01.check_split_heads, [split_heads], [split_heads_reshape]),
-}
+CHECKS = [
+    (ch01.check_softmax, softmax),
+    (ch01.check_attention, attention),
+    (ch01.check_causal_mask, causal),
+    (ch01.check_split_heads, split_heads),
+]
+
+WRONG = [
+    (ch01.check_softmax, softmax_naive),
+    (ch01.check_softmax, softmax_wrong_dim),
+    (ch01.check_attention, attention_scaled),
+    (ch01.check_attention, attention_transposed),
+    (ch01.check_causal_mask, causal_upper),
+    (ch01.check_causal_mask, causal_strict),
+    (ch01.check_causal_mask, causal_float),
+    (ch01.check_split_heads, split_heads_reshape),
+]
+
+globals().update(contract_tests(CHECKS, WRONG))  # the shared contract: test_a_right_solution_passes, ...
+
+# ---------------------------------------------------------------- tests
 
 
-@pytest.mark.parametrize("name", CHECKS)
-def test_correct_solutions_pass(name, capsys):
-    check, good, _ = CHECKS[name]
-    for fn in good:
-        assert check(fn) is True
-        assert "correct on all" in capsys.readouterr().out
+def test_other_right_solutions_pass():
+    assert ch01.check_attention(attention_loop) is True
 
 
-@pytest.mark.parametrize("name", CHECKS)
-def test_wrong_solutions_raise(name):
-    check, _, bad = CHECKS[name]
-    for fn in bad:
-        with pytest.raises(AssertionError):
-            check(fn)
-
-
-@pytest.mark.parametrize("name", CHECKS)
-def test_stub_is_not_attempted(name, capsys):
-    check, _, _ = CHECKS[name]
-    assert check(stub) is False
-    assert "not attempted yet" in capsys.readouterr().out
-
-
-def test_wrong_shape_is_reported():
-    with pytest.raises(AssertionError, match="shape"):
+def test_wrong_shapes_and_dtypes_are_reported():
+    with pytest.raises(AssertionError, match=r"expected shape \(2, 3, 5, 4\), got shape \(2, 5, 12\)"):
         ch01.check_split_heads(lambda x, h: x)
-
-
-def test_causal_mask_dtype_is_reported():
-    with pytest.raises(AssertionError, match="boolean"):
+    with pytest.raises(AssertionError, match="expected a boolean tensor"):
         ch01.check_causal_mask(causal_float)
+    with pytest.raises(AssertionError, match="expected 2 outputs"):
+        ch01.check_attention(lambda *args: attention(*args)[0])
 
 
 def test_inputs_are_not_shared_with_the_student():
@@ -134,15 +126,13 @@ def test_inputs_are_not_shared_with_the_student():
     assert ch01.check_softmax(softmax_in_place) is True
 
 
-@pytest.mark.parametrize("check", [ch01.check_softmax, ch01.check_attention, ch01.check_causal_mask,
-                                   ch01.check_split_heads])
-def test_not_a_function_raises(check):
-    with pytest.raises(TypeError, match="fn must be a function"):
-        check("softmax")
-
-
-def test_checks_do_not_touch_the_global_random_state():
-    torch.manual_seed(123)
-    before = torch.get_rng_state()
-    ch01.check_attention(attention)
-    assert torch.equal(torch.get_rng_state(), before)
+def test_a_message_names_the_check_the_case_its_inputs_and_the_mistake():
+    with pytest.raises(AssertionError) as error:
+        ch01.check_split_heads(lambda x, n_heads: None)
+    assert str(error.value) == ("split heads, case 0 (x=tensor of shape (2, 5, 12), n_heads=3): "
+                                "your function returned None (did you forget `return`?)")
+    with pytest.raises(AssertionError, match=r"causal mask, case 2 \(length=5\): wrong values in 10 of 25 entries"):
+        ch01.check_causal_mask(lambda L: causal(L) if L < 5 else torch.ones(L, L, dtype=torch.bool))
+    with pytest.raises(AssertionError, match=r"softmax, case 0 \(s=tensor of shape \(5,\)\): expected a torch.Tensor, "
+                                             r"got list \[0.611823, "):
+        ch01.check_softmax(lambda s: softmax(s).tolist())

@@ -5,14 +5,16 @@ from collections import Counter
 import pytest
 import torch
 
+from course_utils import datasets
 from course_utils import finetune as ft
-from course_utils.data import GENRES, Play, Scene, Speech, load_play, load_wordpiece, play_names
-from course_utils.pretrain import TINY_BERT_PATH, load_tiny_bert
+from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert
+from course_utils.data import GENRES, SPLIT_NAMES, Play, Scene, Speech, load_play, load_wordpiece, play_names
+from course_utils.metrics import confusion_matrix
 
 
 @pytest.fixture(scope="module")
 def train_32():
-    return ft.genre_passages("train", 32, seed=0)
+    return datasets.genre_passages("train", 32, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -23,41 +25,41 @@ def results():
 # ---------------------------------------------------------------- passages
 
 
-@pytest.mark.parametrize("split", ft.SPLITS)
+@pytest.mark.parametrize("split", SPLIT_NAMES)
 def test_passages_come_only_from_the_plays_of_their_split(split):
-    every = ft.genre_passages(split)
+    every = datasets.genre_passages(split)
     assert {p.play for p in every} == set(play_names(split))  # every play contributes, no other does
-    for p in ft.genre_passages(split, 60, seed=1):
+    for p in datasets.genre_passages(split, 60, seed=1):
         assert p.play in play_names(split)
         assert p.genre == load_play(p.play).genre and GENRES[p.label] == p.genre
 
 
 @pytest.mark.parametrize("split, n", [("train", 32), ("train", 128), ("train", 512), ("test", ft.N_EVAL)])
 def test_samples_are_balanced_distinct_and_deterministic(split, n):
-    sample = ft.genre_passages(split, n, seed=3)
+    sample = datasets.genre_passages(split, n, seed=3)
     counts = Counter(p.genre for p in sample)
     assert len(sample) == len(set(sample)) == n
     assert set(counts) == set(GENRES) and max(counts.values()) - min(counts.values()) <= 1
-    assert ft.genre_passages(split, n, seed=3) == sample
-    assert ft.genre_passages(split, n, seed=4) != sample
+    assert datasets.genre_passages(split, n, seed=3) == sample
+    assert datasets.genre_passages(split, n, seed=4) != sample
 
 
 def test_samples_of_one_seed_are_nested():
-    s32, s128, s512 = (set(ft.genre_passages("train", n, seed=0)) for n in (32, 128, 512))
+    s32, s128, s512 = (set(datasets.genre_passages("train", n, seed=0)) for n in (32, 128, 512))
     assert s32 < s128 < s512
 
 
 def test_passages_fit_the_tiny_bert_and_their_text_gives_their_ids():
     tokenizer = load_wordpiece()
-    passages = ft.genre_passages("test")
-    assert all(ft.MIN_TOKENS <= len(p.ids) <= ft.MAX_TOKENS for p in passages)
+    passages = datasets.genre_passages("test")
+    assert all(datasets.MIN_TOKENS <= len(p.ids) <= datasets.MAX_TOKENS for p in passages)
     for p in passages[::50]:
         assert tokenizer.encode(p.text, add_special_tokens=False).ids == list(p.ids)
-    batch = ft.encode(passages[:40])
+    batch = datasets.encode(passages[:40])
     lengths = torch.tensor([len(p.ids) for p in passages[:40]])
-    assert batch["input_ids"].shape[1] <= load_tiny_bert().encoder.max_len
-    assert (batch["input_ids"][:, 0] == ft.CLS_ID).all()
-    assert (batch["input_ids"].gather(1, (lengths + 1)[:, None]) == ft.SEP_ID).all()  # [CLS] passage [SEP]
+    assert batch["input_ids"].shape[1] <= load_tiny_bert().encoder.config.max_len
+    assert (batch["input_ids"][:, 0] == datasets.CLS_ID).all()
+    assert (batch["input_ids"].gather(1, (lengths + 1)[:, None]) == datasets.SEP_ID).all()  # [CLS] passage [SEP]
     assert batch["attention_mask"].sum(1).tolist() == (lengths + 2).tolist()
 
 
@@ -67,11 +69,11 @@ def test_play_passages_pack_whole_speeches_and_cut_long_ones_between_words():
 
     speeches = (speech(10), speech(30, "love"), speech(30), speech(100, "love"), speech(5))
     play = Play("toy", "Toy", "comedies", (Scene("ACT I", "Scene 1", speeches),))
-    passages = ft.play_passages(play, max_tokens=62, min_tokens=16)
+    passages = datasets.play_passages(play, max_tokens=62, min_tokens=16)
     assert [len(p.ids) for p in passages] == [40, 30, 50, 55]  # 10+30 | 30 | 100 = 50+50 | +5
     assert passages[0].text == speeches[0].text + "\n" + speeches[1].text
     assert passages[3].text.endswith("\n" + speeches[4].text)
-    assert [len(p.ids) for p in ft.play_passages(play, max_tokens=62, min_tokens=45)] == [50, 55]
+    assert [len(p.ids) for p in datasets.play_passages(play, max_tokens=62, min_tokens=45)] == [50, 55]
     assert all(p.play == "toy" and p.label == GENRES.index("comedies") for p in passages)
 
 
@@ -123,7 +125,7 @@ def test_predict_accuracy_and_confusion_agree(train_32):
     model = ft.tiny_bert_classifier(seed=0)
     predictions = ft.predict(model, train_32, batch_size=5)  # several batches of different lengths
     labels = torch.tensor([p.label for p in train_32])
-    confusion = ft.confusion_matrix(labels, predictions)
+    confusion = confusion_matrix(labels, predictions, ft.N_LABELS)
     assert confusion.shape == (6, 6) and confusion.sum() == 32
     assert confusion.sum(1).tolist() == torch.bincount(labels, minlength=6).tolist()  # rows: true genres
     assert ft.accuracy(model, train_32) == pytest.approx(confusion.trace().item() / 32)
@@ -174,33 +176,59 @@ def test_a_stored_point_is_reproduced(results):
 # ---------------------------------------------------------------- bad input
 
 
+def test_the_old_import_paths_still_work():
+    assert ft.genre_passages is datasets.genre_passages and ft.Passage is datasets.Passage
+    assert ft.encode is datasets.encode and ft.confusion_matrix is confusion_matrix and ft.SPLITS == SPLIT_NAMES
+    assert ft.MAX_TOKENS == datasets.MAX_TOKENS and ft.CLS_ID == datasets.CLS_ID
+
+
 def test_bad_input_raises_errors_that_name_the_argument(train_32, tmp_path):
     model = ft.tiny_bert_classifier(seed=0)
+    (tmp_path / "results.json").write_text("{not json")
+    (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
     cases = [
-        (lambda: ft.genre_passages("dev"), ValueError, "split must be one of"),
-        (lambda: ft.genre_passages("train", 0), ValueError, "n must be >= 1"),
-        (lambda: ft.genre_passages("train", 2.5), TypeError, "n must be an int"),
-        (lambda: ft.genre_passages("test", 10**6), ValueError, "n must be <= "),
-        (lambda: ft.genre_passages("train", 6, seed="0"), TypeError, "seed must be an int"),
-        (lambda: ft.play_passages("hamlet"), TypeError, "play must be"),
-        (lambda: ft.play_passages(load_play("hamlet"), max_tokens=10, min_tokens=20), ValueError, "min_tokens"),
-        (lambda: ft.encode([]), ValueError, "passages must not be empty"),
-        (lambda: ft.encode("to be or not"), TypeError, "passages must be a list"),
-        (lambda: ft.encode([1, 2]), TypeError, "passages must hold Passage"),
+        (lambda: datasets.genre_passages("dev"), ValueError, "split must be one of"),
+        (lambda: datasets.genre_passages("train", 0), ValueError, "n must be >= 1"),
+        (lambda: datasets.genre_passages("train", 2.5), TypeError, "n must be an int"),
+        (lambda: datasets.genre_passages("test", 10**6), ValueError, "n must be <= "),
+        (lambda: datasets.genre_passages("train", 6, seed="0"), TypeError, "seed must be an int"),
+        (lambda: datasets.genre_passages("train", 6, max_tokens=0), ValueError, "max_tokens must be >= 1"),
+        (lambda: datasets.play_passages("hamlet"), TypeError, "play must be"),
+        (lambda: datasets.play_passages(load_play("hamlet"), max_tokens=10, min_tokens=20), ValueError, "min_tokens"),
+        (lambda: datasets.encode([]), ValueError, "passages must not be empty"),
+        (lambda: datasets.encode("to be or not"), TypeError, "passages must be a list"),
+        (lambda: datasets.encode([1, 2]), TypeError, "passages must hold Passage"),
+        (lambda: datasets.encode(train_32, max_len=2), ValueError, "max_len must be >= 3"),
         (lambda: ft.fine_tune(torch.nn.Linear(2, 2), train_32, steps=1, lr=1e-3), TypeError, "model must be"),
         (lambda: ft.fine_tune(model, train_32, steps=0, lr=1e-3), ValueError, "steps must be >= 1"),
         (lambda: ft.fine_tune(model, train_32, steps=1, lr=-1.0), ValueError, "lr must be"),
         (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, batch_size=0), ValueError, "batch_size"),
         (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, freeze_encoder=1), TypeError, "freeze_encoder"),
+        (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: ft.pooled_features(model, train_32, batch_size=0), ValueError, "batch_size must be >= 1"),
+        (lambda: ft.predict(torch.nn.Linear(2, 2), train_32), TypeError, "model must be"),
         (lambda: ft.tiny_bert_classifier(pretrained="yes"), TypeError, "pretrained must be a bool"),
+        (lambda: ft.tiny_bert_classifier(seed=2**63), ValueError, "seed must be <= "),
         (lambda: ft.recipe("bert", 32), ValueError, "model must be one of"),
         (lambda: ft.recipe("scratch", 0), ValueError, "budget must be >= 1"),
         (lambda: ft.run("gpt2", 32), ValueError, "model must be one of"),
+        (lambda: ft.run("scratch", 32, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: ft.run("scratch", 32, eval_passages=[]), ValueError, "passages must not be empty"),
+        (lambda: ft.run("scratch", 32, cache=[]), TypeError, "cache must be a dict or None"),
         (lambda: ft.learning_curve(models=["bert"]), ValueError, "models must be one of"),
-        (lambda: ft.confusion_matrix(torch.zeros(3), torch.zeros(3, dtype=torch.long)), TypeError, "labels"),
-        (lambda: ft.confusion_matrix(torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long)),
+        (lambda: ft.learning_curve(budgets=[0]), ValueError, "budgets must be >= 1"),
+        (lambda: ft.learning_curve(seeds=[-1]), ValueError, "seeds must be >= 0"),
+        (lambda: ft.learning_curve(n_eval=0), ValueError, "n_eval must be >= 1, got 0"),
+        (lambda: ft.learning_curve(verbose="yes"), TypeError, "verbose must be a bool"),
+        (lambda: ft.summarise([{"model": "scratch"}]), ValueError, r"runs\[0\] must be a run's dict"),
+        (lambda: confusion_matrix(torch.zeros(3), torch.zeros(3, dtype=torch.long), 6), TypeError, "labels"),
+        (lambda: confusion_matrix(torch.zeros(3, dtype=torch.long), torch.zeros(2, dtype=torch.long), 6),
          ValueError, "same shape"),
+        (lambda: confusion_matrix(torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 7]), 6),
+         ValueError, r"predictions must lie in \[0, 6\)"),
         (lambda: ft.load_results(tmp_path / "missing.json"), FileNotFoundError, "python -m course_utils.finetune"),
+        (lambda: ft.load_results(tmp_path / "results.json"), ValueError, r"results\.json is not a learning curve"),
+        (lambda: ft.load_results(tmp_path / "binary.json"), ValueError, r"binary\.json is not a learning curve"),
     ]
     for call, error, match in cases:
         with pytest.raises(error, match=match):

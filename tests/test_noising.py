@@ -1,12 +1,16 @@
 """BART's noising functions: the rules of fairseq's DenoisingDataset (SPECS.md section 4), checked by statistics."""
 
 import math
+import time
 
 import pytest
 import torch
 
-from course_utils.objectives import (
-    document_rotation, poisson_span_lengths, sentence_permutation, text_infilling, token_deletion, token_masking,
+from course_utils import noising
+from course_utils.noising import (
+    cut_to_budget, denoising_loss, document_rotation, draw_span_lengths, poisson_pmf, poisson_span_lengths,
+    rotation_offset, sentence_bounds, sentence_permutation, shift_tokens_right, subword_positions, text_infilling,
+    token_deletion, token_masking,
 )
 
 BOS, EOS, MASK, STOP = 0, 2, 4, 5  # BART's <s>, </s>, <mask>; a full stop
@@ -161,34 +165,127 @@ def test_ratio_zero_is_the_identity():
     assert torch.equal(token_deletion(document, ratio=0.0), document)
 
 
-def test_bad_input_raises():
-    document = _document(5)
-    with pytest.raises(TypeError, match="tokens must be a torch.Tensor"):
-        token_deletion([0, 5, 2])
-    with pytest.raises(TypeError, match="tokens must be a LongTensor"):
-        document_rotation(document.float())
-    with pytest.raises(ValueError, match="tokens must have 1 dimensions"):
-        token_masking(document[None], MASK)
-    with pytest.raises(ValueError, match="length >= 2"):
-        document_rotation(document[:1])
-    with pytest.raises(ValueError, match=r"ratio must be a number in \[0, 1\], got 1.5"):
-        token_masking(document, MASK, ratio=1.5)
-    with pytest.raises(ValueError, match="mask_ratio must be a number"):
-        text_infilling(document, MASK, mask_ratio=-0.1)
-    with pytest.raises(ValueError, match="poisson_lambda must be a finite number > 0, got 0"):
-        text_infilling(document, MASK, poisson_lambda=0)
-    with pytest.raises(ValueError, match="poisson_lambda must be at most"):
-        text_infilling(document, MASK, poisson_lambda=20.0)
-    with pytest.raises(TypeError, match="mask_token_id must be an int, got 4.0"):
-        text_infilling(document, 4.0)
-    with pytest.raises(TypeError, match="full_stop_id must be an int"):
-        sentence_permutation(document, None)
-    with pytest.raises(ValueError, match=r"word_starts must have the shape of tokens \(7,\), got \(6,\)"):
-        text_infilling(document, MASK, word_starts=torch.ones(6, dtype=torch.bool))
-    with pytest.raises(TypeError, match="word_starts must be a bool tensor"):
-        text_infilling(document, MASK, word_starts=torch.ones(7))
-    with pytest.raises(ValueError, match="num_to_mask must be >= 1"):
-        poisson_span_lengths(0, 3.0)
+def _g(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: token_deletion([0, 5, 2]), TypeError, "tokens must be a torch.Tensor"),
+    (lambda: document_rotation(_document(5).float()), TypeError, "tokens must be a LongTensor"),
+    (lambda: token_masking(_document(5)[None], MASK), ValueError, "tokens must have 1 dimensions"),
+    (lambda: document_rotation(_document(5)[:1]), ValueError, "length >= 2"),
+    (lambda: token_masking(_document(5), MASK, ratio=1.5), ValueError,
+     r"ratio must lie in \[0, 1\], got 1.5"),
+    (lambda: token_deletion(_document(5), ratio="half"), TypeError, "ratio must be a number"),
+    (lambda: text_infilling(_document(5), MASK, mask_ratio=-0.1), ValueError, "mask_ratio must lie in"),
+    (lambda: text_infilling(_document(5), MASK, poisson_lambda=0), ValueError,
+     r"poisson_lambda must be in \[0.01, -ln\(1e-7\) = 16.1\], got 0"),
+    (lambda: text_infilling(_document(5), MASK, poisson_lambda=20.0), ValueError, "poisson_lambda must be in"),
+    (lambda: text_infilling(_document(5), MASK, poisson_lambda=float("nan")), ValueError,
+     "poisson_lambda must be a finite"),
+    (lambda: text_infilling(_document(5), 4.0), TypeError, "mask_token_id must be an int, got 4.0"),
+    (lambda: text_infilling(_document(5), MASK, generator=0), TypeError, "generator must be a torch.Generator or None"),
+    (lambda: sentence_permutation(_document(5), None), TypeError, "full_stop_id must be an int"),
+    (lambda: text_infilling(_document(5), MASK, word_starts=torch.ones(6, dtype=torch.bool)), ValueError,
+     r"word_starts must have the shape of tokens \(7,\), got \(6,\)"),
+    (lambda: text_infilling(_document(5), MASK, word_starts=torch.ones(7)), TypeError,
+     "word_starts must be a bool tensor"),
+    (lambda: poisson_span_lengths(0, 3.0), ValueError, "num_to_mask must be >= 1"),
+    (lambda: poisson_pmf(1e-6), ValueError, "poisson_lambda must be in"),
+    (lambda: draw_span_lengths(5, 3.0, generator="seed"), TypeError, "generator must be a torch.Generator"),
+    (lambda: cut_to_budget(torch.tensor([1, 2]), 5), ValueError, "lengths must sum to num_to_mask=5 or more, got 3"),
+    (lambda: cut_to_budget(torch.tensor([3, -1, 4]), 2), ValueError, r"lengths must lie in \[0, None\)"),
+    (lambda: cut_to_budget(torch.tensor([3.0]), 2), TypeError, "lengths must be an integer tensor"),
+    (lambda: subword_positions(1, 0.5), ValueError, "length must be >= 2"),
+    (lambda: rotation_offset(1), ValueError, "length must be >= 2"),
+    (lambda: sentence_bounds(_document(5), -1), ValueError, "full_stop_id must be >= 0"),
+    (lambda: shift_tokens_right(torch.ones(2, 3), 1, 2), TypeError, "labels must be an integer tensor"),
+    (lambda: denoising_loss(None, {"input_ids": torch.ones(1, 2, dtype=torch.long)}), ValueError,
+     r"batch must hold input_ids, attention_mask and labels .*missing \['attention_mask', 'labels'\]"),
+    (lambda: denoising_loss(None, [1, 2]), TypeError, "batch must be a dict"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_a_tiny_poisson_lambda_is_refused_at_once_instead_of_hanging():
+    """Issue 17: poisson_lambda=1e-6 never returned (each round of draws adds ~num_to_mask * 1e-6 words)."""
+    start = time.perf_counter()
+    for call in (lambda: poisson_span_lengths(10, 1e-6, _g()),
+                 lambda: text_infilling(_document(40), MASK, poisson_lambda=1e-6)):
+        with pytest.raises(ValueError, match=r"poisson_lambda must be in \[0.01"):
+            call()
+    assert time.perf_counter() - start < 1.0
+    assert int(poisson_span_lengths(1, 0.01, _g(3)).sum()) == 1  # the smallest lambda accepted ends (~100 rounds)
+
+
+def test_the_rounds_of_draws_are_bounded(monkeypatch):
+    """Past MAX_ROUNDS rounds the draw stops with a ValueError instead of looping on."""
+    monkeypatch.setattr(noising, "MAX_ROUNDS", 1)
+    seed = next(s for s in range(100) if int(torch.multinomial(poisson_pmf(0.5), 1, generator=_g(s))) == 0)
+    with pytest.raises(ValueError, match="1 rounds of Poisson"):
+        draw_span_lengths(1, 0.5, _g(seed))  # the first round draws a 0-length span: a second round is needed
+
+
+def test_each_noising_function_is_its_public_draw_then_a_transform():
+    """With one seed, the public draws give exactly what the noising functions use (chapter 8's exercises)."""
+    tokens = torch.tensor([0, *range(10, 30), 2])  # 20 distinct tokens between <s> and </s>
+    positions = subword_positions(len(tokens), 0.25, _g(9))  # ceil(0.25 * 20) = 5 positions in 1..20
+    assert len(positions) == 5 and 1 <= positions.min() and positions.max() <= 20
+    assert torch.equal(positions, 1 + torch.randperm(20, generator=_g(9))[:5])
+    deleted = token_deletion(tokens, ratio=0.25, generator=_g(9))
+    assert set(tokens.tolist()) - set(deleted.tolist()) == set(tokens[positions].tolist())
+    masked = token_masking(tokens, MASK, ratio=0.25, generator=_g(9))
+    assert (masked == MASK).nonzero().squeeze(1).tolist() == sorted(positions.tolist())
+
+    offset = rotation_offset(len(tokens), _g(9))
+    assert 1 <= offset <= len(tokens) - 1 and document_rotation(tokens, generator=_g(9))[1] == tokens[offset]
+
+    raw = draw_span_lengths(30, 3.0, _g(9))
+    kept = poisson_span_lengths(30, 3.0, generator=_g(9))
+    assert torch.equal(kept, cut_to_budget(raw, 30)) and int(kept.sum()) == 30 and int(raw.sum()) >= 30
+    assert torch.equal(kept[:-1], raw[: len(kept) - 1]) and kept[-1] <= raw[len(kept) - 1]
+    assert poisson_pmf(3.0).shape == (18,) and abs(float(poisson_pmf(3.0).sum()) - 1) < 1e-6  # k = 0..17
+
+    document = torch.tensor([0, 10, STOP, 11, STOP, 12, 13, STOP, 14, 15, 2])  # 4 sentences, the last with no stop
+    starts, ends = sentence_bounds(document, STOP)
+    assert starts.tolist() == [1, 3, 5, 8] and ends.tolist() == [3, 5, 8, 10]
+    sentences = [document[s:e].tolist() for s, e in zip(starts, ends)]
+    order = torch.randperm(len(ends), generator=_g(9)).tolist()
+    expected = [0, *(t for i in order for t in sentences[i]), 2]
+    assert sentence_permutation(document, STOP, generator=_g(9)).tolist() == expected
+
+
+def test_cut_to_budget_cuts_the_span_that_reaches_it_and_leaves_its_input_alone():
+    lengths = torch.tensor([2, 0, 4, 3, 1])
+    assert cut_to_budget(lengths, 5).tolist() == [2, 0, 3]  # 2 + 0 + 4 crosses 5: the third span is cut to 3
+    assert cut_to_budget(lengths, 6).tolist() == [2, 0, 4]  # reached exactly: nothing to shorten
+    assert cut_to_budget(lengths, 1).tolist() == [1]
+    assert lengths.tolist() == [2, 0, 4, 3, 1]
+
+
+def test_denoising_loss_is_the_cross_entropy_of_the_original_under_teacher_forcing():
+    from course_utils.models import EncoderDecoder
+
+    torch.manual_seed(0)
+    model = EncoderDecoder(50, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, max_len=16).eval()
+    labels = torch.tensor([[0, 7, 8, 9, 2], [0, 11, 2, -100, -100]])
+    batch = {"input_ids": torch.tensor([[0, 4, 9, 2], [0, 11, 2, 1]]), "attention_mask": torch.tensor([[1, 1, 1, 1],
+             [1, 1, 1, 0]]), "labels": labels}
+    decoder_input_ids = torch.tensor([[2, 0, 7, 8, 9], [2, 0, 11, 2, 1]])  # decoder_start, then the labels; -100 -> pad
+    assert torch.equal(shift_tokens_right(labels, 1, 2), decoder_input_ids)
+    logits = model(batch["input_ids"], decoder_input_ids, batch["attention_mask"]).logits  # (2, 5, 50)
+    real = labels != -100
+    expected = torch.nn.functional.cross_entropy(logits[real], labels[real])
+    assert torch.allclose(denoising_loss(model, batch), expected)
+
+
+def test_the_old_import_path_still_works():
+    from course_utils import models, objectives
+
+    assert objectives.text_infilling is text_infilling and objectives.document_rotation is document_rotation
+    assert models.shift_tokens_right is shift_tokens_right
 
 
 def test_text_infilling_on_bpe_keeps_or_masks_whole_words():

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 from course_utils.objectives import (
-    IGNORE_INDEX, IS_NEXT, IS_RANDOM, SkipGram, build_vocab, keep_probability, mask_tokens, nsp_instances,
-    sample_negatives, sgns_loss, skipgram_pairs, truncate_seq_pair,
+    IGNORE_INDEX, IS_NEXT, IS_RANDOM, NSPInstance, SkipGram, bert_masking, build_vocab, keep_probability, lm_loss,
+    mask_tokens, mlm_nsp_loss, nsp_instances, sample_negatives, sgns_loss, skipgram_pairs, truncate_seq_pair,
 )
 
 SPECIALS = [0, 1, 2, 3, 4]  # [PAD] [UNK] [CLS] [SEP] [MASK]
@@ -41,7 +41,7 @@ def test_mask_tokens_rates():
 def test_mask_tokens_equals_transformers_collator():
     from transformers import DataCollatorForLanguageModeling
 
-    from course_utils.hf import load_minilm
+    from course_utils.pretrained import load_minilm
 
     tokenizer, _ = load_minilm()
     batch = tokenizer(["To be, or not to be, that is the question.", "Now is the winter of our discontent."],
@@ -188,3 +188,91 @@ def test_skipgram_pairs_over_several_sentences_never_cross_them():
     one = skipgram_pairs(sentences[2], torch.ones(300), 5, torch.Generator().manual_seed(1))
     listed = skipgram_pairs(sentences[2:], torch.ones(300), 5, torch.Generator().manual_seed(1))
     assert torch.equal(one[0], listed[0]) and torch.equal(one[1], listed[1])
+
+
+# ---------------------------------------------------------------- the losses of BERT and GPT
+
+
+def test_mlm_nsp_loss_is_mlm_on_the_masked_positions_plus_nsp():
+    from course_utils.datasets import collate
+    from course_utils.models import Encoder, EncoderForPreTraining
+
+    torch.manual_seed(0)
+    model = EncoderForPreTraining(Encoder(60, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=16)).eval()
+    batch = collate([NSPInstance([2, 9, 13, 3, 8, 21, 3], [0] * 4 + [1] * 3, IS_NEXT),
+                     NSPInstance([2, 9, 3, 40, 41, 42, 43, 44, 3], [0] * 3 + [1] * 6, IS_RANDOM)])
+    loss = mlm_nsp_loss(model, batch, torch.Generator().manual_seed(4))
+    inputs, labels = bert_masking(batch["input_ids"], 60, torch.Generator().manual_seed(4))  # the same draws
+    out = model(inputs, batch["token_type_ids"], batch["attention_mask"])
+    mlm = F.cross_entropy(out.mlm_logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+    nsp = F.cross_entropy(out.nsp_logits, batch["next_sentence_label"])
+    assert torch.allclose(loss, mlm + nsp, atol=1e-6)
+    assert not torch.isin(labels[labels != IGNORE_INDEX], torch.tensor(SPECIALS)).any()  # [CLS], [SEP] never chosen
+
+
+def test_lm_loss_is_the_mean_next_token_cross_entropy():
+    from course_utils.models import Decoder
+
+    torch.manual_seed(0)
+    model = Decoder(30, d_model=16, n_heads=2, n_layers=1, max_len=8).eval()
+    batch = torch.randint(30, (3, 9))
+    logits = model(batch[:, :-1]).logits  # (3, 8, 30)
+    expected = -logits.log_softmax(-1).gather(-1, batch[:, 1:, None]).mean()
+    assert torch.allclose(lm_loss(model, batch), expected, atol=1e-6)
+
+
+def test_the_old_import_path_of_the_losses_still_works():
+    from course_utils import pretrain
+
+    assert pretrain.lm_loss is lm_loss and pretrain.mlm_nsp_loss is mlm_nsp_loss
+
+
+# ---------------------------------------------------------------- bad input
+
+
+_IDS = torch.ones(2, 3, dtype=torch.long)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: build_vocab("to be or not", 1), TypeError, "sentences must be a list of sentences"),
+    (lambda: build_vocab(["to", "be"], 1), TypeError, r"sentences\[0\] must be a list of words"),
+    (lambda: build_vocab([["to", 2]], 1), TypeError, r"sentences\[0\] must be a list of words"),
+    (lambda: build_vocab([["a"]], min_count=0), ValueError, "min_count must be >= 1"),
+    (lambda: keep_probability([1, 2]), TypeError, "counts must be a torch.Tensor"),
+    (lambda: keep_probability(torch.tensor([3, -1])), ValueError, "counts must be >= 0"),
+    (lambda: keep_probability(torch.tensor([3, 1]), sample=0), ValueError, "sample must be a finite number"),
+    (lambda: skipgram_pairs(torch.tensor([0, 5]), torch.ones(3)), ValueError,
+     r"sentences\[0\] must lie in \[0, 3\)"),
+    (lambda: skipgram_pairs(torch.tensor([0.0, 1.0]), torch.ones(3)), TypeError, r"sentences\[0\] must be an integer"),
+    (lambda: skipgram_pairs(torch.tensor([0, 1]), torch.ones(3), window=0), ValueError, "window must be >= 1"),
+    (lambda: skipgram_pairs(torch.tensor([0, 1]), torch.ones(3, dtype=torch.long)), TypeError, "keep must be a floating"),
+    (lambda: sample_negatives(torch.tensor([0]), torch.zeros(4)), ValueError, "counts must hold at least one positive"),
+    (lambda: sample_negatives(torch.tensor([0]), torch.ones(4), k=0), ValueError, "k must be >= 1"),
+    (lambda: sample_negatives(torch.tensor([0.5]), torch.ones(4)), TypeError, "targets must be an integer tensor"),
+    (lambda: SkipGram(0), ValueError, "vocab_size must be >= 1"),
+    (lambda: SkipGram(5, 4)(torch.tensor([5]), torch.tensor([1])), ValueError, r"words must lie in \[0, 5\)"),
+    (lambda: SkipGram(5, 4)(torch.tensor([1, 2]), torch.tensor([1])), ValueError,
+     "words and contexts must have the same"),
+    (lambda: sgns_loss(torch.nn.Linear(2, 2), _IDS[0], _IDS[0], _IDS, _IDS.bool()), TypeError,
+     "model must be a SkipGram"),
+    (lambda: sgns_loss(SkipGram(5, 4), _IDS[0], _IDS[0], _IDS[:1], _IDS.bool()), ValueError, "negatives and use"),
+    (lambda: mask_tokens(torch.tensor([[2, 7, 1000]]), mask_token_id=4, vocab_size=1000, special_token_ids=SPECIALS),
+     ValueError, r"input_ids must lie in \[0, 1000\)"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4, vocab_size=0, special_token_ids=SPECIALS), ValueError, "vocab_size"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4.0, vocab_size=10, special_token_ids=SPECIALS), TypeError,
+     "mask_token_id must be an int"),
+    (lambda: truncate_seq_pair([1, 2], [3], -1, random.Random(0)), ValueError, "max_num_tokens must be >= 0"),
+    (lambda: truncate_seq_pair((1, 2), [3], 2, random.Random(0)), TypeError, "a must be a list"),
+    (lambda: truncate_seq_pair([1, 2], [3], 2, 0), TypeError, "rng must be a random.Random"),
+    (lambda: nsp_instances([[[1]]], 1, cls_id=2, sep_id=3, rng=random.Random(0)), ValueError, "doc_index must lie"),
+    (lambda: nsp_instances([[[1]]], 0, cls_id=2, sep_id=3, max_seq_length=4, rng=random.Random(0)), ValueError,
+     "max_seq_length must be >= 5"),
+    (lambda: nsp_instances([[[1]]], 0, cls_id=2, sep_id=3, rng=None), TypeError, "rng must be a random.Random"),
+    (lambda: nsp_instances([[[1]]], 0, cls_id=-2, sep_id=3, rng=random.Random(0)), ValueError, "cls_id must be >= 0"),
+    (lambda: mlm_nsp_loss(None, {"input_ids": _IDS}), ValueError, r"batch must hold .*missing \['attention_mask'"),
+    (lambda: lm_loss(None, torch.ones(2, 1, dtype=torch.long)), ValueError, "batch must hold windows of at least 2"),
+    (lambda: lm_loss(None, torch.ones(2, 5)), TypeError, "batch must be an integer tensor"),
+])
+def test_bad_input_raises(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -1,30 +1,22 @@
-"""The shipped tiny BERT: it loads, it is checked against its config, and it learned something real."""
+"""The shipped tiny models learned something real (course_utils.evaluation), and the recipes that made them."""
 
-import json
+import time
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
-from course_utils import set_seed
-from course_utils.models import Decoder
-from course_utils.pretrain import (
-    BART_BEAMS, TINY_BART_PATH, TINY_BERT_CONFIG, TINY_BERT_PATH, TINY_GPT_CONFIG, TINY_GPT_PATH, bigram_perplexity, collate,
-    common_subsequence, edit_distance, evaluate_bart, evaluate_bert, evaluate_gpt, load_tiny_bart, load_tiny_bert, load_tiny_gpt,
-    bart_documents, perplexity,
+from course_utils import pretrain
+from course_utils.checkpoints import (
+    TINY_BART_CONFIG, TINY_BERT_CONFIG, TINY_GPT_CONFIG, load_card, load_tiny_bart, load_tiny_bert, load_tiny_gpt,
 )
+from course_utils.datasets import bart_documents
+from course_utils.evaluation import BART_BEAMS, evaluate_bart, evaluate_bert, evaluate_gpt
+from course_utils.models import Decoder, DecoderConfig, Encoder, EncoderDecoder, EncoderForPreTraining
 
 
 @pytest.fixture(scope="module")
 def model():
     return load_tiny_bert()
-
-
-def test_checkpoint_is_small_and_matches_its_config(model):
-    assert TINY_BERT_PATH.stat().st_size <= 10 * 2**20
-    assert model.encoder.vocab_size == TINY_BERT_CONFIG["vocab_size"]
-    assert model.mlm.embedding.weight is model.encoder.embeddings.tok.weight  # the tie survives the round trip
-    assert TINY_BERT_PATH.with_suffix(".md").is_file()  # the model card ships beside it
 
 
 def test_quality_on_held_out_plays(model):
@@ -40,37 +32,9 @@ def test_quality_on_held_out_plays(model):
     assert metrics["nsp_balanced_accuracy"] >= 0.6, metrics
 
 
-def test_collate_pads_and_masks():
-    from course_utils.objectives import NSPInstance
-
-    batch = collate([NSPInstance([2, 9, 3, 8, 3], [0, 0, 0, 1, 1], 0), NSPInstance([2, 9, 3, 8, 8, 8, 3], [0] * 3 + [1] * 4, 1)])
-    assert batch["input_ids"].tolist() == [[2, 9, 3, 8, 3, 0, 0], [2, 9, 3, 8, 8, 8, 3]]
-    assert batch["attention_mask"].sum(1).tolist() == [5, 7]
-    assert batch["next_sentence_label"].tolist() == [0, 1]
-
-
-def test_a_checkpoint_that_does_not_match_its_config_is_refused(tmp_path, model):
-    state = {k: v.clone() for k, v in model.state_dict().items() if k != "mlm.embedding.weight"}
-    wrong = dict(TINY_BERT_CONFIG, n_layers=TINY_BERT_CONFIG["n_layers"] + 1)
-    path = tmp_path / "wrong.safetensors"
-    save_file(state, str(path), metadata={"config": json.dumps(wrong)})
-    with pytest.raises(ValueError, match="does not match its config"):
-        load_tiny_bert(path)
-    save_file({"x": torch.zeros(1)}, str(tmp_path / "bare.safetensors"))
-    with pytest.raises(ValueError, match="no 'config'"):
-        load_tiny_bert(tmp_path / "bare.safetensors")
-    with pytest.raises(FileNotFoundError, match="python -m course_utils.pretrain bert"):
-        load_tiny_bert(tmp_path / "missing.safetensors")
-
-
-# ---------------------------------------------------------------- tiny GPT and tiny BART
-
-
 def test_tiny_gpt_beats_a_bigram_model_on_held_out_plays():
     """Issue 4: the shipped GPT's perplexity is below a bigram model of the same training text and tokenizer."""
-    model = load_tiny_gpt()
-    assert TINY_GPT_PATH.stat().st_size <= 10 * 2**20 and TINY_GPT_PATH.with_suffix(".md").is_file()
-    metrics = evaluate_gpt(model, "test")
+    metrics = evaluate_gpt(load_tiny_gpt(), "test")
     assert metrics["perplexity"] < metrics["bigram_perplexity"], metrics
 
 
@@ -80,7 +44,6 @@ def test_tiny_bart_recovers_more_of_the_original_than_copying_the_corrupted_inpu
     Greedy token accuracy stays a little under copying's (every test document: 0.722 vs 0.731); see the next test.
     """
     model = load_tiny_bart()
-    assert TINY_BART_PATH.stat().st_size <= 10 * 2**20 and TINY_BART_PATH.with_suffix(".md").is_file()
     metrics = evaluate_bart(model, "test", n_chunks=96)
     assert metrics["token_recall"] > metrics["copy_token_recall"] + 0.01, metrics
     assert metrics["token_accuracy"] >= 0.97 * metrics["copy_token_accuracy"], metrics
@@ -100,54 +63,90 @@ def test_tiny_bart_with_beam_search_beats_copying_on_every_test_document():
     assert metrics["token_accuracy"] > metrics["copy_token_accuracy"] + 0.003, metrics
 
 
-def test_common_subsequence():
-    assert common_subsequence([1, 2, 3, 4], [2, 4, 5]) == 2
-    assert common_subsequence([], [1]) == 0 and common_subsequence([7, 7], [7]) == 1
+# ---------------------------------------------------------------- the recipes
 
 
-def test_bigram_perplexity_is_exact_on_a_toy_stream():
-    train = torch.tensor([0, 1, 0, 1, 0, 2])
-    held_out = torch.tensor([0, 1, 2])
-    unigram = torch.tensor([3 + 1, 2 + 1, 1 + 1, 0 + 1]) / (6 + 4)
-    p01 = 0.5 * (2 / 3) + 0.5 * unigram[1]  # c(0, 1) = 2, c(0) = 3
-    p12 = 0.5 * 0 + 0.5 * unigram[2]  # c(1, 2) = 0 although 1 was seen as a context: only the unigram part
-    expected = torch.exp(-(torch.log(p01) + torch.log(p12)) / 2).item()
-    assert bigram_perplexity(train, held_out, 4, lam=0.5) == pytest.approx(expected, rel=1e-6)
+def test_the_recipes_are_the_shipped_checkpoints_recipes():
+    for recipe, path in ((pretrain.BERT_RECIPE, pretrain.TINY_BERT_PATH), (pretrain.GPT_RECIPE, pretrain.TINY_GPT_PATH),
+                         (pretrain.BART_RECIPE, pretrain.TINY_BART_PATH)):
+        assert load_card(path)["recipe"] == recipe
+        assert list(load_card(path)["recipe"]) == list(recipe)  # the same keys, in the same order
 
 
-def test_perplexity_is_exp_of_the_mean_next_token_loss():
-    set_seed(0)
-    model = Decoder(50, d_model=16, n_heads=2, n_layers=1, max_len=8).eval()
-    stream = torch.randint(50, (8 * 5 + 1,))
-    windows = stream.unfold(0, 9, 8)
-    loss = torch.nn.functional.cross_entropy(model(windows[:, :-1]).logits.flatten(0, 1), windows[:, 1:].flatten())
-    assert perplexity(model, stream) == pytest.approx(loss.exp().item(), rel=1e-5)
+def test_pretrain_gpt_writes_a_checkpoint_that_loads(tmp_path, monkeypatch):
+    """Two steps of the GPT recipe (evaluation stubbed): the file carries asdict(config), dropout included."""
+    monkeypatch.setattr(pretrain, "evaluate_gpt", lambda model, split: {"split": split})
+    out = tmp_path / "gpt.safetensors"
+    card = pretrain.pretrain_gpt(out, steps=2, batch_size=2, block_size=16)
+    model = load_tiny_gpt(out)
+    assert model.config == DecoderConfig(**card["config"]) and model.config.dropout == 0.1
+    assert card["recipe"]["steps"] == 2 and card["metrics"] == {"validation": {"split": "validation"},
+                                                                 "test": {"split": "test"}}
+    assert out.with_suffix(".md").read_text().startswith("# tiny GPT")
 
 
-def test_edit_distance():
-    assert edit_distance([1, 2, 3], [1, 2, 3]) == 0
-    assert edit_distance([1, 4, 3], [1, 2, 3]) == 1  # a substitution
-    assert edit_distance([1, 3], [1, 2, 3]) == 1  # an insertion
-    assert edit_distance([], [1, 2]) == 2 and edit_distance([5, 6], []) == 2
-    assert edit_distance([1, 2, 3, 4], [2, 3, 4, 1]) == 2
+def test_pretrain_bert_and_bart_write_checkpoints_that_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(pretrain, "evaluate_bert", lambda model, split: {})
+    monkeypatch.setattr(pretrain, "bart_metrics", lambda model: {})
+    card = pretrain.pretrain_bert(tmp_path / "bert.safetensors", steps=2, batch_size=4, dupe_factor=1)
+    assert load_tiny_bert(tmp_path / "bert.safetensors").encoder.config == TINY_BERT_CONFIG
+    assert card["n_instances"] > 1000
+    pretrain.pretrain_bart(tmp_path / "bart.safetensors", steps=2, batch_size=2)
+    assert load_tiny_bart(tmp_path / "bart.safetensors").config == TINY_BART_CONFIG
 
 
-def test_shipped_generators_refuse_a_mismatching_checkpoint(tmp_path):
-    for load, command in ((load_tiny_gpt, "gpt"), (load_tiny_bart, "bart")):
-        with pytest.raises(FileNotFoundError, match=f"python -m course_utils.pretrain {command}"):
-            load(tmp_path / "missing.safetensors")
-    model = load_tiny_gpt()
-    path = tmp_path / "wrong.safetensors"
-    save_file({k: v.clone() for k, v in model.state_dict().items()}, str(path),
-              metadata={"config": json.dumps(dict(TINY_GPT_CONFIG, n_layers=TINY_GPT_CONFIG["n_layers"] - 1))})
-    with pytest.raises(ValueError, match="does not match its config"):
-        load_tiny_gpt(path)
+@pytest.mark.parametrize("pretrainer, overrides, error, match", [
+    (pretrain.pretrain_bert, {"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+    (pretrain.pretrain_bert, {"steps": 2.5}, TypeError, "steps must be an int"),
+    (pretrain.pretrain_bert, {"dupe_factor": 0}, ValueError, "dupe_factor must be >= 1"),
+    (pretrain.pretrain_bert, {"lr": 0}, ValueError, "lr must be a finite number"),
+    (pretrain.pretrain_bert, {"seed": -1}, ValueError, "seed must be >= 0"),
+    (pretrain.pretrain_bert, {"batchsize": 8}, TypeError, r"unknown recipe keys \['batchsize'\]"),
+    (pretrain.pretrain_gpt, {"dropout": 1.5}, ValueError, "dropout must lie in"),
+    (pretrain.pretrain_gpt, {"block_size": 0}, ValueError, "block_size must be >= 1"),
+    (pretrain.pretrain_bart, {"mask_ratio": -0.1}, ValueError, "mask_ratio must lie in"),
+    (pretrain.pretrain_bart, {"poisson_lambda": 1e-6}, ValueError, "poisson_lambda must be in"),
+    (pretrain.pretrain_bart, {"max_tokens": 0}, ValueError, "max_tokens must be >= 1"),
+])
+def test_a_bad_recipe_fails_at_once(tmp_path, pretrainer, overrides, error, match):
+    """Issue 17: pretrain_bert(batch_size=0) failed late ("range() arg 3 must not be zero") after building the data."""
+    start = time.perf_counter()
+    with pytest.raises(error, match=match):
+        pretrainer(tmp_path / "x.safetensors", **overrides)
+    assert time.perf_counter() - start < 1.0 and not (tmp_path / "x.safetensors").exists()
 
 
-def test_bart_documents_are_runs_of_whole_sentences():
-    from course_utils.data import load_bpe
+def test_evaluation_refuses_bad_arguments_before_loading_a_split():
+    """Issue 17: a model of the wrong class gave an AttributeError after loading the whole split."""
+    gpt = Decoder(50, d_model=16, n_heads=2, n_layers=1, max_len=8)
+    bert = EncoderForPreTraining(Encoder(50, d_model=16, n_heads=2, n_layers=1, max_len=8))
+    bart = EncoderDecoder(50, d_model=16, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, max_len=8)
+    cases = [
+        (lambda: evaluate_bert(gpt), TypeError, "model must be a course_utils EncoderForPreTraining"),
+        (lambda: evaluate_bert(bert, "dev"), ValueError, "split must be one of"),
+        (lambda: evaluate_bert(bert, n_instances=0), ValueError, "n_instances must be >= 1"),
+        (lambda: evaluate_bert(bert, seed=-1), ValueError, "seed must be >= 0"),
+        (lambda: evaluate_gpt(bart), TypeError, "model must be a course_utils Decoder"),
+        (lambda: evaluate_gpt(gpt, "train "), ValueError, "split must be one of"),
+        (lambda: evaluate_bart(gpt), TypeError, "model must be a course_utils EncoderDecoder"),
+        (lambda: evaluate_bart(bart, n_chunks=0), ValueError, "n_chunks must be >= 1"),
+        (lambda: evaluate_bart(bart, num_beams=0), ValueError, "num_beams must be >= 1"),
+        (lambda: evaluate_bart(bart, no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size must be >= 0"),
+        (lambda: evaluate_bart(bart, "dev"), ValueError, "split must be one of"),
+    ]
+    start = time.perf_counter()
+    for call, error, match in cases:
+        with pytest.raises(error, match=match):
+            call()
+    assert time.perf_counter() - start < 1.0
 
-    chunks = bart_documents("validation", max_tokens=32)
-    assert all(c[0] == 0 and c[-1] == 2 and len(c) <= 32 for c in chunks)
-    text = load_bpe().decode(chunks[0][1:-1].tolist())
-    assert text.rstrip()[-1] in ".!?", text  # a run ends where a sentence ends, never mid-sentence
+
+def test_the_old_import_paths_still_work():
+    from course_utils import checkpoints, datasets, evaluation, metrics, noising, objectives
+
+    assert pretrain.evaluate_bart is evaluation.evaluate_bart and pretrain.BART_BEAMS == evaluation.BART_BEAMS
+    assert pretrain.bert_documents is datasets.bert_documents and pretrain.bart_documents is datasets.bart_documents
+    assert pretrain.denoising_loss is noising.denoising_loss and pretrain.lm_loss is objectives.lm_loss
+    assert pretrain.bigram_perplexity is metrics.bigram_perplexity
+    assert pretrain.TINY_BERT_CONFIG is checkpoints.TINY_BERT_CONFIG is TINY_BERT_CONFIG
+    assert pretrain.TINY_GPT_CONFIG is TINY_GPT_CONFIG

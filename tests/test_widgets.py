@@ -9,7 +9,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from course_utils.attention import scaled_dot_product_attention  # noqa: E402
-from course_utils.widgets import attention_mask_explorer, build_mask, draw_mask_explorer, pad_positions  # noqa: E402
+from course_utils.attention import build_mask, pad_positions  # noqa: E402
+from course_utils.widgets import attention_mask_explorer, draw_mask_explorer  # noqa: E402
 
 TOKENS = ["[CLS]", "the", "cat", "sat", "[SEP]", "[PAD]"]
 SOURCE = ["[CLS]", "le", "chat", "[SEP]"]
@@ -202,9 +203,11 @@ import math  # noqa: E402
 from course_utils.data import BPE_SPECIAL_TOKENS, load_bpe  # noqa: E402
 from course_utils.generation import apply_temperature, generate, top_k_filter, top_p_filter  # noqa: E402
 from course_utils.models import Decoder  # noqa: E402
+from course_utils.data import prompt_ids, token_labels  # noqa: E402
+from course_utils.metrics import entropy  # noqa: E402
+from course_utils.warpers import next_token_logits, warp_distribution  # noqa: E402
 from course_utils.widgets import (  # noqa: E402
-    draw_temperature_explorer, entropy, figure_png, next_token_logits, prompt_ids, sample_continuations,
-    temperature_explorer, token_labels, warp_distribution,
+    draw_temperature_explorer, figure_png, sample_continuations, temperature_explorer,
 )
 
 PROMPT = "Hamlet: To be, or not"
@@ -220,7 +223,7 @@ def bpe():
 def lm():
     """A random tiny decoder over our BPE's 8000 ids, with a counter of its forward passes."""
     g = torch.Generator().manual_seed(0)
-    model = Decoder(8000, 16, 2, 1, 32, max_len=48).eval()
+    model = Decoder(8000, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=48).eval()
     with torch.no_grad():
         model.tok.weight.copy_(torch.randn(8000, 16, generator=g))  # spread logits: a peaked distribution
     model.calls = 0

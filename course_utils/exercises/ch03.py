@@ -1,11 +1,6 @@
 """Checks for the exercises of chapter 03 (Word2Vec and BERT's masked language modelling): the skip-gram
 negative-sampling loss from the vectors, word2vec.c's subsampling given the random draws, BERT's 80/10/10
 corruption given the random draws, and the MLM loss over the selected positions.
-
-Each `check_*(fn)` runs the student's `fn` and a reference (course_utils or torch) on seeded cases and returns True
-if every output matches, False if `fn` still raises NotImplementedError; a wrong result raises an AssertionError
-naming the case. The cases never touch the global random state, and the student's function gets copies of the
-tensors, so an in-place edit cannot change what the reference sees.
 """
 
 from __future__ import annotations
@@ -16,23 +11,9 @@ import torch
 import torch.nn.functional as F
 
 from ..objectives import IGNORE_INDEX, SkipGram, keep_probability, sgns_loss
-from . import compare, randn
+from . import compare, gen, loaded, randn
 
 SELECT_P, MASK_P, RANDOM_P = 0.15, 0.8, 0.1  # BERT: 15% selected; of those 80% [MASK], 10% random, 10% unchanged
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(*shape: int, seed: int, scale: float = 1.0, dtype=torch.float64) -> torch.Tensor:
-    """A seeded normal tensor that leaves the global random state alone."""
-    return randn(*shape, seed=seed, scale=scale, dtype=dtype)
-
-
-
-
-
 
 # ------------------------------------------------------------------ exercise 1: the SGNS loss
 
@@ -43,14 +24,10 @@ def sgns_reference(v_w: torch.Tensor, u_pos: torch.Tensor, u_neg: torch.Tensor, 
     Input table: the N rows of v_w; output table: the N rows of u_pos, then the N * K rows of u_neg.
     """
     n, k, d = u_neg.shape
-    with torch.device("meta"):  # no random initialisation: the global random state is left alone
-        model = SkipGram(n + n * k, d)
-    model.load_state_dict({"inp.weight": torch.cat([v_w, v_w.new_zeros(n * k, d)]),
-                           "out.weight": torch.cat([u_pos, u_neg.reshape(n * k, d)])}, assign=True)
+    model = loaded(lambda: SkipGram(n + n * k, d), {"inp.weight": torch.cat([v_w, v_w.new_zeros(n * k, d)]),
+                                                     "out.weight": torch.cat([u_pos, u_neg.reshape(n * k, d)])})
     words = torch.arange(n)
-    negatives = n + torch.arange(n * k).view(n, k)
-    with torch.no_grad():
-        return sgns_loss(model, words, words, negatives, use)
+    return sgns_loss(model, words, words, n + torch.arange(n * k).view(n, k), use)  # negatives (N, K)
 
 
 def check_sgns_loss(fn: Callable) -> bool:
@@ -62,10 +39,10 @@ def check_sgns_loss(fn: Callable) -> bool:
     """
 
     def case(n: int, k: int, d: int, seed: int, scale: float = 1.0, skip: float = 0.2, dtype=torch.float64):
-        use = torch.rand(n, k, generator=_gen(seed + 3)) >= skip
-        v_w = _randn(n, d, seed=seed, scale=scale, dtype=dtype)
-        u_pos = _randn(n, d, seed=seed + 1, scale=scale, dtype=dtype)
-        return v_w, u_pos, _randn(n, k, d, seed=seed + 2, scale=scale, dtype=dtype), use
+        use = torch.rand(n, k, generator=gen(seed + 3)) >= skip
+        v_w = randn(n, d, seed=seed, scale=scale, dtype=dtype)
+        u_pos = randn(n, d, seed=seed + 1, scale=scale, dtype=dtype)
+        return v_w, u_pos, randn(n, k, d, seed=seed + 2, scale=scale, dtype=dtype), use
 
     cases = [
         case(1, 5, 8, seed=10, skip=0.0),  # one pair, K = 5 (word2vec.c's default), nothing skipped
@@ -93,7 +70,7 @@ def check_subsample(fn: Callable) -> bool:
     """
 
     def case(vocab_size: int, n: int, sample: float, seed: int, total: int = 20_000):
-        g = _gen(seed)
+        g = gen(seed)
         zipf = 1.0 / torch.arange(1, vocab_size + 1, dtype=torch.float64)  # a Zipf law, like real text
         counts = (total * zipf / zipf.sum()).round().long().clamp(min=1)
         sentence = torch.multinomial(counts.double(), n, replacement=True, generator=g)  # frequent words show up
@@ -141,7 +118,7 @@ def check_corrupt(fn: Callable) -> bool:
     specials = [0, 1, 2, 3, 4]
 
     def case(batch: int, length: int, vocab_size: int, seed: int, select_all: bool = False):
-        g = _gen(seed)
+        g = gen(seed)
         ids = torch.randint(5, vocab_size, (batch, length), generator=g)
         lengths = torch.randint(3, length + 1, (batch,), generator=g)
         lengths[0] = length  # one full row
@@ -178,7 +155,7 @@ def check_mlm_loss(fn: Callable) -> bool:
 
     def case(batch: int, length: int, vocab_size: int, seed: int, scale: float = 1.0, p: float = 0.15,
              dtype=torch.float64, empty_row: bool = False):
-        g = _gen(seed)
+        g = gen(seed)
         logits = scale * torch.randn(batch, length, vocab_size, generator=g, dtype=dtype)
         targets = torch.randint(vocab_size, (batch, length), generator=g)
         selected = torch.rand(batch, length, generator=g) < p

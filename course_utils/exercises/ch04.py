@@ -1,11 +1,6 @@
 """Checks for the exercises of chapter 04 (next sentence prediction): the input [CLS] A [SEP] B [SEP] with its
 token-type ids, Google's truncate_seq_pair driven by given coin flips, eq. (5) in the lecture's label convention,
 and BERT's input embeddings (token + position + token type, then LayerNorm; figures 6 and 7).
-
-Each `check_*(fn)` runs the student's `fn` and a reference (course_utils or torch) on fixed or seeded cases and
-returns True if every output matches, False if `fn` still raises NotImplementedError; a wrong result raises an
-AssertionError naming the case. Arguments are copied before each call, so code that edits them in place cannot
-change the reference's inputs, and the cases never touch the global random state.
 """
 
 from __future__ import annotations
@@ -16,21 +11,15 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from ..models import Embeddings
+from ..models import Embeddings, EncoderConfig
 from ..objectives import IS_NEXT, truncate_seq_pair
-from . import check_callable, compare, randn
-
-
-
-
+from . import compare, gen, loaded, randn
 
 
 def _ids(n: int, seed: int, low: int = 5, high: int = 8000) -> list[int]:
     """n token ids (no special token), seeded, without touching the global random state."""
     rng = random.Random(seed)
     return [rng.randrange(low, high) for _ in range(n)]
-
-
 
 
 # ---------------------------------------------------------------- exercise 1: [CLS] A [SEP] B [SEP]
@@ -48,17 +37,6 @@ def check_pair_inputs(fn: Callable) -> bool:
     final [SEP] have type 1 (Google's create_pretraining_data.py, and the pair template of BERT's tokenizers).
     Lists or 1-d tensors are accepted.
     """
-    check_callable(fn)
-
-    def student(*args):
-        got = fn(*args)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise AssertionError(f"pair inputs: expected a pair (input_ids, token_type_ids), got {got!r:.80}")
-        return [torch.as_tensor(g, dtype=torch.long) for g in got]
-
-    def reference(*args):
-        return [torch.tensor(t) for t in pair_inputs(*args)]
-
     cases = [
         (_ids(4, seed=1), _ids(6, seed=2), 2, 3),  # our WordPiece: [CLS] = 2, [SEP] = 3
         (_ids(9, seed=3), _ids(2, seed=4), 2, 3),  # A longer than B
@@ -66,16 +44,17 @@ def check_pair_inputs(fn: Callable) -> bool:
         (_ids(5, seed=7, high=30522), _ids(7, seed=8, high=30522), 101, 102),  # bert-base-uncased ids
         (_ids(30, seed=9), _ids(31, seed=10), 2, 3),  # a full tiny-BERT input: 64 positions
     ]
-    return compare("pair inputs ([CLS] A [SEP] B [SEP])", student, reference, cases, atol=0)
+    return compare("pair inputs ([CLS] A [SEP] B [SEP])", fn, pair_inputs, cases, atol=0, lists=True)
 
 
 # ---------------------------------------------------------------- exercise 2: truncate_seq_pair
 
 
-class _Coins:
-    """A stand-in for random.Random whose random() returns the given flips in order."""
+class _Coins(random.Random):
+    """A random.Random whose random() returns the given flips in order."""
 
     def __init__(self, flips: Sequence[float]):
+        super().__init__(0)
         self._flips = iter(flips)
 
     def random(self) -> float:
@@ -89,18 +68,10 @@ def check_truncate_seq_pair(fn: Callable) -> bool:
     if the next flip is < 0.5, else from the back. flips[k] is the coin of the k-th removal (a list of floats in
     [0, 1), longer than needed). Return the two trimmed lists. Reference: objectives.truncate_seq_pair.
     """
-    check_callable(fn)
-
-    def student(a, b, max_num_tokens, flips):
-        got = fn(a, b, max_num_tokens, flips)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise AssertionError(f"truncate_seq_pair: expected a pair (a, b), got {got!r:.80}")
-        return [torch.as_tensor(list(g), dtype=torch.long) for g in got]
 
     def reference(a, b, max_num_tokens, flips):
-        a, b = list(a), list(b)
-        truncate_seq_pair(a, b, max_num_tokens, _Coins(flips))
-        return [torch.tensor(a, dtype=torch.long), torch.tensor(b, dtype=torch.long)]
+        truncate_seq_pair(a, b, max_num_tokens, _Coins(flips))  # a and b are this call's copies
+        return torch.tensor(a, dtype=torch.long), torch.tensor(b, dtype=torch.long)
 
     def flips(n: int, seed: int) -> list[float]:
         rng = random.Random(seed)
@@ -119,7 +90,7 @@ def check_truncate_seq_pair(fn: Callable) -> bool:
         case(40, 35, 61, flips(20, seed=4)),  # a tiny-BERT pair: max_seq_length 64 - 3
         case(3, 30, 2, flips(35, seed=5)),  # down to one token each
     ]
-    return compare("truncate_seq_pair", student, reference, cases, atol=0)
+    return compare("truncate_seq_pair", fn, reference, cases, atol=0, lists=True)
 
 
 # ---------------------------------------------------------------- exercise 3: eq. (5), the lecture's convention
@@ -139,13 +110,6 @@ def check_nsp_loss(fn: Callable) -> bool:
     0 if s2 is random. One case has confident logits (|logit| ~ 50): compute log P without exp overflow or
     log(0) (log_softmax). Reference: F.cross_entropy with BERT's labels 1 - follows.
     """
-    check_callable(fn)
-
-    def student(logits, follows):
-        got = fn(logits, follows)
-        if not isinstance(got, torch.Tensor) or got.numel() != 1:
-            raise AssertionError(f"NSP loss: expected a scalar tensor (the mean over the batch), got {got!r:.80}")
-        return got.reshape(())
 
     def follows_of(*bits: int) -> torch.Tensor:
         return torch.tensor(bits, dtype=torch.long)
@@ -159,7 +123,7 @@ def check_nsp_loss(fn: Callable) -> bool:
         (torch.tensor([[2.0, -1.0], [2.0, -1.0]]), follows_of(1, 0)),  # the same logits, both labels
         (confident, follows_of(0, 0, 1, 1)),  # confident and wrong everywhere: a large but finite loss
     ]
-    return compare("NSP loss (eq. 5, 1 = follows)", student, lecture_nsp_loss, cases, atol=1e-4)
+    return compare("NSP loss (eq. 5, 1 = follows)", fn, lecture_nsp_loss, cases, atol=1e-4)
 
 
 # ---------------------------------------------------------------- exercise 4: the input embeddings
@@ -167,13 +131,10 @@ def check_nsp_loss(fn: Callable) -> bool:
 
 def input_embeddings(input_ids, token_type_ids, tok, pos, typ, gain, bias, eps) -> torch.Tensor:
     """The reference: course_utils' Embeddings module (BERT's) loaded with the given tables, in eval mode."""
-    (vocab_size, d_model), max_len, type_vocab_size = tok.shape, pos.shape[0], typ.shape[0]
-    with torch.device("meta"):  # no random initialisation: the global random state is left alone
-        module = Embeddings(vocab_size, d_model, max_len, type_vocab_size, eps, dropout=0.0)
+    config = EncoderConfig(tok.shape[0], tok.shape[1], n_heads=1, max_len=pos.shape[0], type_vocab_size=typ.shape[0],
+                           eps=eps)
     state = {"tok.weight": tok, "pos.weight": pos, "typ.weight": typ, "norm.weight": gain, "norm.bias": bias}
-    module.load_state_dict(state, assign=True)
-    with torch.no_grad():
-        return module.eval()(input_ids, token_type_ids)
+    return loaded(lambda: Embeddings(config), state)(input_ids, token_type_ids)
 
 
 def check_input_embeddings(fn: Callable) -> bool:
@@ -183,11 +144,9 @@ def check_input_embeddings(fn: Callable) -> bool:
     (rows = vectors); token i of a sequence gets tok[input_ids_i] + pos[i] + typ[token_type_ids_i] (positions
     count from 0), then LayerNorm over d with gain, bias (d,) and eps. Reference: course_utils.models.Embeddings.
     """
-    check_callable(fn)
 
     def case(B: int, L: int, V: int, max_len: int, d: int, eps: float, seed: int, n_a: int | None = None):
-        g = torch.Generator().manual_seed(seed)
-        ids = torch.randint(5, V, (B, L), generator=g)  # (B, L)
+        ids = torch.randint(5, V, (B, L), generator=gen(seed))  # (B, L)
         n_a = L // 2 if n_a is None else n_a
         types = (torch.arange(L) >= n_a).long().expand(B, L).clone()  # (B, L): 0 for [CLS] A [SEP], then 1
         return (ids, types, randn(V, d, seed=seed + 1, scale=0.5), randn(max_len, d, seed=seed + 2, scale=0.5),

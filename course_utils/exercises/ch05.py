@@ -1,24 +1,18 @@
 """Checks for the exercises of chapter 05 (fine-tuning, figure 8): the classifier head on [CLS], the parameters
 dropped and added when the pre-training heads are swapped for it, and a label sample balanced over the classes.
-
-Each `check_*(fn)` runs the student's `fn` on seeded cases and returns True if every answer is right, False if
-`fn` still raises NotImplementedError; a wrong answer raises an AssertionError naming the case. The cases never
-touch the global random state.
 """
 
 from __future__ import annotations
 
-import math
-import numbers
 import random
 from collections import Counter
 from typing import Callable
 
 import torch
 
-from .._validate import check_positive_int
+from .._validate import check_int
 from ..models import Encoder, EncoderForClassification, EncoderForPreTraining, Pooler
-from . import check_callable, compare, randn
+from . import Mistake, call, check_callable, check_outputs, compare, loaded, randn, run
 
 
 def check_classifier_head(fn: Callable) -> bool:
@@ -28,12 +22,9 @@ def check_classifier_head(fn: Callable) -> bool:
     the classifier W_cls (n_labels, d), b_cls (n_labels,). Reference: course_utils' Pooler and an nn.Linear.
     """
     def reference(h, W_pool, b_pool, W_cls, b_cls):
-        with torch.device("meta"):  # no random initialisation: the global random state is left alone
-            pooler, classifier = Pooler(h.shape[-1]), torch.nn.Linear(h.shape[-1], W_cls.shape[0])
-        pooler.load_state_dict({"dense.weight": W_pool, "dense.bias": b_pool}, assign=True)
-        classifier.load_state_dict({"weight": W_cls, "bias": b_cls}, assign=True)
-        with torch.no_grad():
-            return classifier(pooler(h))
+        d, n_labels = h.shape[-1], W_cls.shape[0]
+        state = {"0.dense.weight": W_pool, "0.dense.bias": b_pool, "1.weight": W_cls, "1.bias": b_cls}
+        return loaded(lambda: torch.nn.Sequential(Pooler(d), torch.nn.Linear(d, n_labels)), state)(h)
 
     def case(B: int, L: int, d: int, n_labels: int, seed: int):
         return (randn(B, L, d, seed=seed), randn(d, d, seed=seed + 1, scale=d**-0.5),
@@ -52,9 +43,9 @@ def check_classifier_head(fn: Callable) -> bool:
 def switch_counts(vocab_size: int, d_model: int, n_labels: int) -> tuple[int, int]:
     """The reference for check_switch_counts: (dropped, new) parameters, counted on models built on the meta device."""
     for name, value in (("vocab_size", vocab_size), ("d_model", d_model), ("n_labels", n_labels)):
-        check_positive_int(name, value)
+        check_int(name, value, 1)
     with torch.device("meta"):  # shapes only: no memory, no random initialisation
-        encoder = Encoder(vocab_size, d_model, n_heads=1, n_layers=1, d_ff=4 * d_model, max_len=8)
+        encoder = Encoder(vocab_size, d_model=d_model, n_heads=1, n_layers=1, d_ff=4 * d_model, max_len=8)
         pretraining = EncoderForPreTraining(encoder)
         classification = EncoderForClassification(encoder, n_labels)
 
@@ -72,29 +63,13 @@ def check_switch_counts(fn: Callable) -> bool:
     bias per vocabulary entry; its output matrix is tied to the token embeddings, which stay) and the NSP layer
     (d_model -> 2, with bias). New: the classifier (d_model -> n_labels, with bias). Two whole numbers.
     """
-    check_callable(fn)
-
-    def student(*args) -> torch.Tensor:
-        got = fn(*args)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise AssertionError(f"switch counts: expected a pair (dropped, new), got {got!r:.80}")
-        out = []
-        for x in got:
-            if isinstance(x, torch.Tensor) and x.numel() == 1:
-                x = x.item()
-            if isinstance(x, bool) or not isinstance(x, numbers.Real) or not math.isfinite(x) or x != int(x):
-                raise AssertionError(f"switch counts: expected whole numbers, got {got!r:.80}")
-            out.append(int(x))
-        return torch.tensor(out)
-
     cases = [
         (8000, 128, 6),  # the course's tiny BERT and the six genres
         (100, 16, 2),
         (30522, 384, 6),  # MiniLM's sizes
         (30522, 768, 3),  # bert-base on MNLI's three labels
     ]
-    return compare("parameters dropped and new", student, lambda *a: torch.tensor(switch_counts(*a)), cases,
-                   atol=0)
+    return compare("parameters dropped and new", fn, switch_counts, cases, atol=0)
 
 
 def _balanced_cases() -> list[tuple[list[int], int]]:
@@ -121,34 +96,30 @@ def check_balanced_sample(fn: Callable) -> bool:
     examples; the labels must not be changed.
     """
     check_callable(fn)
-    cases = _balanced_cases()
-    for i, (labels, n) in enumerate(cases):
-        copy = list(labels)
-        try:
-            picks = [fn(copy, n, seed) for seed in range(4)]
-        except NotImplementedError:
-            print("balanced sample: not attempted yet (replace `raise NotImplementedError` with your code).")
-            return False
-        if copy != labels:
-            raise AssertionError(f"balanced sample, case {i}: the labels were modified")
-        for seed, got in enumerate(picks):
-            try:
-                got = [int(j) for j in got]
-            except (TypeError, ValueError):
-                message = f"balanced sample, case {i}: expected a list of indices, got {got!r:.80}"
-                raise AssertionError(message) from None
-            if len(got) != n or len(set(got)) != n:
-                raise AssertionError(f"balanced sample, case {i}: expected {n} distinct indices, got {got!r:.80}")
+
+    def one_case(labels: list[int], n: int):
+        def picks(seed: int) -> list[int]:
+            mine = list(labels)
+            got = call(fn, mine, n, seed)
+            check_outputs(got, torch.zeros(n, dtype=torch.long), lists=True)  # n integer indices
+            got = torch.as_tensor(got).tolist()
+            if mine != labels:
+                raise Mistake("your function modified the labels")
             if not all(0 <= j < len(labels) for j in got):
-                raise AssertionError(f"balanced sample, case {i}: indices must lie in [0, {len(labels)})")
+                raise Mistake(f"indices must lie in [0, {len(labels)}), got {got!r:.80}")
+            if len(set(got)) != n:
+                raise Mistake(f"expected {n} distinct indices, got {got!r:.80}")
+            return got
+
+        first = [picks(seed) for seed in range(4)]
+        for seed, got in enumerate(first):
             counts = Counter(labels[j] for j in got)
             per_class = [counts.get(c, 0) for c in sorted(set(labels))]
             if max(per_class) - min(per_class) > 1:
-                raise AssertionError(f"balanced sample, case {i} (seed {seed}): picks per class {per_class} differ "
-                                     "by more than one")
-        if [int(j) for j in fn(list(labels), n, 0)] != [int(j) for j in picks[0]]:
-            raise AssertionError(f"balanced sample, case {i}: the same seed gave different indices")
-        if n < len(labels) and len({tuple(sorted(int(j) for j in p)) for p in picks}) == 1:
-            raise AssertionError(f"balanced sample, case {i}: seeds 0-3 all picked the same passages")
-    print(f"balanced sample: correct on all {len(cases)} cases.")
-    return True
+                raise Mistake(f"with seed {seed}, the picks per class {per_class} differ by more than one")
+        if picks(0) != first[0]:
+            raise Mistake("the same seed gave different indices")
+        if n < len(labels) and len({tuple(sorted(p)) for p in first}) == 1:
+            raise Mistake("seeds 0-3 all picked the same examples")
+
+    return run("balanced sample", _balanced_cases(), one_case, ("labels", "n"))

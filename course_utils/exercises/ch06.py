@@ -1,11 +1,6 @@
 """Checks for the exercises of chapter 06 (the causal decoder): the causal mask of new queries behind cached keys,
 the log-likelihood of a sequence under the factorisation log P(x) = sum_i log P(x_i | x_<i), and the language
 modelling loss with shifted targets over a right-padded batch.
-
-Each `check_*(fn)` runs the student's `fn` and a reference (course_utils or torch) on fixed or seeded cases and
-returns True if every output matches, False if `fn` still raises NotImplementedError; a wrong result raises an
-AssertionError naming the case. Arguments are copied before each call, and the cases never touch the global random
-state.
 """
 
 from __future__ import annotations
@@ -17,18 +12,7 @@ import torch.nn.functional as F
 
 from ..attention import causal_mask
 from ..objectives import IGNORE_INDEX
-from . import check_callable, compare, randn
-
-
-def _ids(B: int, L: int, V: int, seed: int) -> torch.Tensor:
-    """Seeded token ids (B, L) in [0, V), without touching the global random state."""
-    return torch.randint(V, (B, L), generator=torch.Generator().manual_seed(seed))
-
-
-def _lengths_mask(lengths: list[int], L: int) -> torch.Tensor:
-    """A right-padded 0/1 attention mask (B, L): row b has lengths[b] real tokens, then padding."""
-    return (torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]).long()
-
+from . import compare, lengths_mask, randint, randn
 
 # ---------------------------------------------------------------- exercise 1: the causal mask behind a cache
 
@@ -39,17 +23,8 @@ def check_cached_causal_mask(fn: Callable[[int, int], torch.Tensor]) -> bool:
     The queries are the positions T - L .. T - 1 of the sequence, the keys all its positions 0 .. T - 1, so query i
     sees key j iff j <= T - L + i (T = L is the square mask of chapter 1). Reference: attention.causal_mask(L, T).
     """
-    check_callable(fn)
-
-    def student(L: int, T: int) -> torch.Tensor:
-        got = fn(L, T)
-        if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
-            kind = getattr(got, "dtype", type(got))
-            raise AssertionError(f"causal mask with a cache: expected a boolean torch.Tensor, got {kind}")
-        return got
-
     cases = [(4, 4), (1, 1), (1, 6), (3, 7), (2, 3), (5, 12)]  # square; one token, then generation steps; a chunk
-    return compare("causal mask with a cache", student, causal_mask, cases, atol=0)
+    return compare("causal mask with a cache", fn, causal_mask, cases, atol=0)
 
 
 # ---------------------------------------------------------------- exercise 2: log P(x) from the logits
@@ -68,16 +43,8 @@ def check_sequence_log_likelihood(fn: Callable) -> bool:
     position t, i.e. x_{t+2} in the lecture's 1-based indexing. The first token is given (no logits predict it).
     One case has large logits: use log_softmax, not the log of a softmax that rounded to 0.
     """
-    check_callable(fn)
-
-    def student(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
-        got = fn(logits, ids)
-        if not isinstance(got, torch.Tensor):
-            raise AssertionError(f"log-likelihood: expected a tensor of shape (B,), got {got!r:.80}")
-        return got
-
     def case(B: int, L: int, V: int, seed: int, scale: float = 1.0):
-        return randn(B, L, V, seed=seed, scale=scale), _ids(B, L, V, seed + 1)
+        return randn(B, L, V, seed=seed, scale=scale), randint(V, B, L, seed=seed + 1)
 
     cases = [
         case(1, 5, 7, seed=1),
@@ -86,7 +53,7 @@ def check_sequence_log_likelihood(fn: Callable) -> bool:
         case(4, 6, 50, seed=4, scale=40.0),  # confident logits: some probabilities underflow to 0 in float32
         case(2, 12, 30, seed=5, scale=3.0),
     ]
-    return compare("log-likelihood of a sequence", student, sequence_log_likelihood, cases, atol=1e-3)
+    return compare("log-likelihood of a sequence", fn, sequence_log_likelihood, cases, atol=1e-3)
 
 
 # ---------------------------------------------------------------- exercise 3: the LM loss with shifted targets
@@ -105,17 +72,8 @@ def check_lm_loss(fn: Callable) -> bool:
     (B, L, V) the model's output: logits[:, t] predicts ids[:, t + 1]. A target that is padding is left out, and
     the mean is over the remaining targets of the whole batch (as F.cross_entropy with ignore_index=-100).
     """
-    check_callable(fn)
-
-    def student(logits, ids, attention_mask):
-        got = fn(logits, ids, attention_mask)
-        if not isinstance(got, torch.Tensor) or got.numel() != 1:
-            raise AssertionError(f"LM loss: expected a scalar tensor (the mean over the targets), got {got!r:.80}")
-        return got.reshape(())
-
     def case(lengths: list[int], L: int, V: int, seed: int, scale: float = 1.0):
-        ids = _ids(len(lengths), L, V, seed + 1)
-        mask = _lengths_mask(lengths, L)
+        ids, mask = randint(V, len(lengths), L, seed=seed + 1), lengths_mask(lengths, L)
         return randn(len(lengths), L, V, seed=seed, scale=scale), ids.masked_fill(mask == 0, 1), mask
 
     cases = [
@@ -125,4 +83,4 @@ def check_lm_loss(fn: Callable) -> bool:
         case([2, 9, 1, 4], 9, 12, seed=40, scale=3.0),  # a row of one token has no target at all
         case([10, 6], 10, 40, seed=50, scale=30.0),  # confident logits
     ]
-    return compare("LM loss (shifted targets, padding ignored)", student, lm_loss, cases, atol=1e-4)
+    return compare("LM loss (shifted targets, padding ignored)", fn, lm_loss, cases, atol=1e-4)

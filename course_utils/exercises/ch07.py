@@ -1,10 +1,6 @@
 """Checks for the exercises of chapter 07 (cross-attention): one head of cross-attention from q, k, v and the
 source's padding, BART's shift_tokens_right (the decoder input for teacher forcing), and the mask of the decoder's
 self-attention (causal and target padding together).
-
-Each `check_*(fn)` runs the student's `fn` and a reference (course_utils) on fixed or seeded cases and returns True
-if every output matches, False if `fn` still raises NotImplementedError; a wrong result raises an AssertionError
-naming the case. Arguments are copied before each call, and the cases never touch the global random state.
 """
 
 from __future__ import annotations
@@ -14,14 +10,8 @@ from typing import Callable
 import torch
 
 from ..attention import causal_mask, padding_mask, scaled_dot_product_attention
-from ..models import shift_tokens_right
-from . import check_callable, compare, randn
-
-
-def _lengths_mask(lengths: list[int], L: int, left: bool = False) -> torch.Tensor:
-    """A 0/1 attention mask (B, L): row b has lengths[b] real tokens, padding after them (or before, if left)."""
-    mask = (torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]).long()  # (B, L), right padding
-    return mask.flip(1) if left else mask
+from ..noising import shift_tokens_right
+from . import compare, lengths_mask, randn
 
 
 # ---------------------------------------------------------------- exercise 1: one head of cross-attention
@@ -42,19 +32,11 @@ def check_cross_attention_head(fn: Callable) -> bool:
     softmax over the source positions j of s_ij = q_i . k_j / sqrt(d), with padded keys given weight 0; y (B, L_dec,
     d_v) is alpha v. Every source holds at least one real token. Reference: attention.scaled_dot_product_attention.
     """
-    check_callable(fn)
-
-    def student(q, k, v, source_mask):
-        got = fn(q, k, v, source_mask)
-        if not isinstance(got, (tuple, list)) or len(got) != 2:
-            raise AssertionError(f"cross-attention head: expected a pair (y, alpha), got {got!r:.80}")
-        return got
-
     def case(lengths: list[int], L_dec: int, L_enc: int, d: int, seed: int, d_v: int | None = None,
              scale: float = 1.0, left: bool = False):
         B = len(lengths)
         return (randn(B, L_dec, d, seed=seed, scale=scale), randn(B, L_enc, d, seed=seed + 1, scale=scale),
-                randn(B, L_enc, d_v or d, seed=seed + 2), _lengths_mask(lengths, L_enc, left))
+                randn(B, L_enc, d_v or d, seed=seed + 2), lengths_mask(lengths, L_enc, left))
 
     cases = [
         case([5], 3, 5, 4, seed=10),  # no padding
@@ -63,7 +45,7 @@ def check_cross_attention_head(fn: Callable) -> bool:
         case([6, 3], 5, 6, 4, seed=40, d_v=3, left=True),  # values of another width; padding on the left
         case([11, 8], 11, 11, 16, seed=50, scale=2.0),  # L_dec = L_enc, large scores: nearly one-hot rows
     ]
-    return compare("cross-attention, one head", student, cross_attention_head, cases, atol=1e-5)
+    return compare("cross-attention, one head", fn, cross_attention_head, cases, atol=1e-5)
 
 
 # ---------------------------------------------------------------- exercise 2: shift_tokens_right
@@ -74,16 +56,8 @@ def check_shift_tokens_right(fn: Callable) -> bool:
 
     Row b is decoder_start_token_id followed by labels[b, :-1] (one step to the right, the last label dropped), and
     every -100 (a position the loss ignores) becomes pad_token_id. labels is not changed in place.
-    Reference: models.shift_tokens_right, which is transformers' BART function.
+    Reference: noising.shift_tokens_right, which is transformers' BART function.
     """
-    check_callable(fn)
-
-    def student(labels, pad_token_id, decoder_start_token_id):
-        got = fn(labels, pad_token_id, decoder_start_token_id)
-        if not isinstance(got, torch.Tensor) or got.is_floating_point():
-            raise AssertionError(f"shift_tokens_right: expected an integer tensor (B, L), got {got!r:.80}")
-        return got
-
     dates = torch.tensor([[46, 54, 54, 54, 55, 45, 52, 55, 45, 49, 2],  # 1999-07-04</s>, shared date ids
                           [47, 45, 45, 45, 55, 46, 47, 55, 48, 46, 2]])  # 2000-12-31</s>
     ignored = torch.tensor([[5, 6, 7, 2, -100, -100], [8, 9, 2, -100, -100, -100], [3, 4, 5, 6, 7, 2]])
@@ -94,7 +68,7 @@ def check_shift_tokens_right(fn: Callable) -> bool:
         (torch.tensor([[7, -100, 9, 2]]), 1, 2),  # an ignored position in the middle
         (torch.tensor([[42], [43]]), 1, 2),  # one label per row: the decoder reads the start token only
     ]
-    return compare("shift_tokens_right", student, shift_tokens_right, cases, atol=0)
+    return compare("shift_tokens_right", fn, shift_tokens_right, cases, atol=0)
 
 
 # ---------------------------------------------------------------- exercise 3: the decoder's self-attention mask
@@ -113,20 +87,11 @@ def check_decoder_self_mask(fn: Callable) -> bool:
     (causal) and key j is not padding; the axis of size 1 is the heads' (the mask broadcasts over them).
     Reference: attention.padding_mask(m) & attention.causal_mask(L), as EncoderDecoder builds it.
     """
-    check_callable(fn)
-
-    def student(decoder_attention_mask):
-        got = fn(decoder_attention_mask)
-        if not isinstance(got, torch.Tensor) or got.dtype != torch.bool:
-            kind = getattr(got, "dtype", type(got))
-            raise AssertionError(f"decoder mask: expected a boolean torch.Tensor (True = may attend), got {kind}")
-        return got
-
     cases = [
-        (_lengths_mask([4], 4),),  # no padding: the causal mask of chapter 6
-        (_lengths_mask([5, 3, 1], 5),),  # right padding
-        (_lengths_mask([6, 2], 6, left=True),),  # left padding: the first queries see no real key
-        (_lengths_mask([1], 1),),  # a single token
+        (lengths_mask([4], 4),),  # no padding: the causal mask of chapter 6
+        (lengths_mask([5, 3, 1], 5),),  # right padding
+        (lengths_mask([6, 2], 6, left=True),),  # left padding: the first queries see no real key
+        (lengths_mask([1], 1),),  # a single token
         (torch.tensor([[1, 1, 0, 1, 0, 0, 1]]),),  # holes anywhere: only the keys matter
     ]
-    return compare("decoder self-attention mask", student, decoder_self_mask, cases, atol=0)
+    return compare("decoder self-attention mask", fn, decoder_self_mask, cases, atol=0)

@@ -1,10 +1,5 @@
 """Checks for the exercises of chapter 09 (decoding): the softmax with a temperature, the top-p filter, one step of
 greedy decoding, and one step of beam search.
-
-Each `check_*(fn)` runs the student's `fn` and a reference (course_utils.generation) on seeded cases and returns
-True if every output matches, False if `fn` still raises NotImplementedError; a wrong result raises an
-AssertionError naming the case. Arguments are copied before each call (models included), so code that edits them
-in place cannot change the reference's inputs, and the cases never touch the global random state.
 """
 
 from __future__ import annotations
@@ -13,9 +8,10 @@ from typing import Callable
 
 import torch
 
+from .._validate import seeded
 from ..generation import apply_temperature, generate, top_p_filter
 from ..models import Decoder
-from . import check_callable, compare, randn
+from . import compare, randint, randn
 
 # ---------------------------------------------------------------- exercise 1: the temperature
 
@@ -31,7 +27,6 @@ def check_softmax_with_temperature(fn: Callable) -> bool:
     logits are (V,) or (B, V). One case divides large logits by T = 0.05: exp(z / T) overflows float32, so
     subtract the maximum first (softmax is unchanged by a shift). Reference: softmax(apply_temperature(z, T)).
     """
-    check_callable(fn)
     cases = [
         (randn(10, seed=1), 1.0),  # T = 1: the model's own distribution
         (randn(10, seed=2, scale=2.0), 0.5),  # sharper
@@ -53,7 +48,6 @@ def check_top_p(fn: Callable) -> bool:
     the tokens strictly more likely than it is below p (so the most likely token always is). logits are (V,) or
     (B, V), one nucleus per row. Reference: course_utils.generation.top_p_filter (transformers' TopPLogitsWarper).
     """
-    check_callable(fn)
     specs = torch.tensor([0.5, 0.3, 0.15, 0.05]).log()  # SPECS.md's example: p = .75 keeps 2 tokens, p = .9 keeps 3
     cases = [
         (specs, 0.75),
@@ -72,16 +66,11 @@ def check_top_p(fn: Callable) -> bool:
 
 def _decoder(seed: int, vocab_size: int = 40) -> Decoder:
     """A small random Decoder whose logits are spread (no near-ties for the arg max); the global RNG is untouched."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = Decoder(vocab_size, d_model=16, n_heads=2, n_layers=2, d_ff=32, max_len=24)
     with torch.no_grad():
         model.tok.weight.mul_(50.0)
     return model.eval()
-
-
-def _ids(B: int, T: int, seed: int, vocab_size: int = 40) -> torch.Tensor:
-    return torch.randint(vocab_size, (B, T), generator=torch.Generator().manual_seed(seed))
 
 
 def greedy_step(model: Decoder, input_ids: torch.Tensor) -> torch.Tensor:
@@ -95,19 +84,13 @@ def check_greedy_step(fn: Callable) -> bool:
     The new token of row b is argmax_v P(v | input_ids[b]), read from model(input_ids).logits at the last
     position. model is a course_utils Decoder. Reference: generate(model, input_ids, 1).
     """
-    check_callable(fn)
-
-    def student(model, input_ids):
-        with torch.no_grad():
-            return fn(model, input_ids)
-
     cases = [
-        (_decoder(1), _ids(1, 5, seed=1)),
-        (_decoder(2), _ids(3, 7, seed=2)),  # a batch: one arg max per row
-        (_decoder(3), _ids(2, 1, seed=3)),  # a one-token prompt
-        (_decoder(4, vocab_size=100), _ids(4, 20, seed=4, vocab_size=100)),
+        (_decoder(1), randint(40, 1, 5, seed=1)),
+        (_decoder(2), randint(40, 3, 7, seed=2)),  # a batch: one arg max per row
+        (_decoder(3), randint(40, 2, 1, seed=3)),  # a one-token prompt
+        (_decoder(4, vocab_size=100), randint(100, 4, 20, seed=4)),
     ]
-    return compare("one greedy step", student, greedy_step, cases, atol=0)
+    return compare("one greedy step", fn, greedy_step, cases, atol=0)
 
 
 # ---------------------------------------------------------------- exercise 4: one beam search step
@@ -128,7 +111,6 @@ def check_beam_step(fn: Callable) -> bool:
     log_probs[i, v]) keep the num_beams best: their scores, the prefix i each extends and the token v.
     Reference: a top-k over the flattened (k, V) scores.
     """
-    check_callable(fn)
 
     def case(k: int, V: int, num_beams: int, seed: int, first: bool = False):
         log_probs = randn(k, V, seed=seed, scale=2.0).log_softmax(dim=-1)  # (k, V)

@@ -1,0 +1,79 @@
+"""What the three model families share: building from a Config dataclass, BERT's initialisation, key masks, caches."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+import torch
+from torch import nn
+
+from .._validate import check_bool, check_choice, check_instance, check_int, check_positive, check_probability, check_tensor
+from ..attention import KVCache, padding_mask
+from ..layers import ACTIVATIONS
+
+TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+
+
+def check_config(c) -> None:
+    """Every field of a model config within its range, the width divisible into heads, the token ids in the vocabulary."""
+    for f in fields(c):
+        value = getattr(c, f.name)
+        if f.name == "activation":
+            check_choice("activation", value, ACTIVATIONS)
+        elif f.name == "eps":
+            check_positive("eps", value)
+        elif f.name == "dropout":
+            check_probability("dropout", value)
+        elif f.name == "causal":
+            check_bool("causal", value)
+        elif f.name in TOKEN_IDS:
+            check_int(f.name, value)
+            if not 0 <= value < c.vocab_size:
+                raise ValueError(f"{f.name} must lie in [0, vocab_size={c.vocab_size}), got {value}")
+        elif not (f.name == "d_ff" and value is None):
+            check_int(f.name, value, 1)
+    if c.d_model % c.n_heads:
+        raise ValueError(f"d_model ({c.d_model}) must be divisible by n_heads ({c.n_heads})")
+
+
+class Configured(nn.Module):
+    """A model whose constructor takes its Config's fields: `from_config` builds one from a config."""
+
+    config_class: type
+
+    @classmethod
+    def from_config(cls, config):
+        """The model that `config` describes, freshly initialised."""
+        check_instance("config", config, cls.config_class)
+        return cls(**asdict(config))
+
+
+def init_bert_weights(module: nn.Module, std: float = 0.02) -> None:
+    """BERT's initialisation: N(0, 0.02) weights, zero biases; the LayerNorms keep gain 1 and bias 0."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+
+
+def key_mask(name: str, attention_mask: torch.Tensor | None, shape: tuple[int, int]) -> torch.Tensor | None:
+    """The boolean key mask (B, 1, 1, T) of a 0/1 attention_mask that must have `shape` (B, T); None stays None."""
+    if attention_mask is None:
+        return None
+    check_tensor(name, attention_mask, ndim=2)
+    if tuple(attention_mask.shape) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {tuple(attention_mask.shape)}")
+    return padding_mask(attention_mask)  # (B, 1, 1, T)
+
+
+def check_cache(cache, batch_size: int) -> int:
+    """T_past, the number of tokens a KVCache (or None) already holds for this batch."""
+    if cache is None:
+        return 0
+    check_instance("cache", cache, KVCache, "course_utils KVCache")
+    if cache.batch_size not in (None, batch_size):
+        raise ValueError(f"cache holds a batch of {cache.batch_size} rows, but the input has {batch_size}: "
+                         "start a new KVCache for each batch")
+    return cache.length
+
+
