@@ -6,14 +6,17 @@ Every message names the argument as the caller wrote it, the value (or its shape
 from __future__ import annotations
 
 import math
+import os
 import random
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
 SEED_MAX = 2**63 - 1  # torch.manual_seed and random.Random accept any int in [0, 2**63)
+MAX_WIDTH = 2**14  # the widest layer the course builds on a laptop (d_model, d_ff): beyond, memory runs out first
 
 
 def _is_int(value) -> bool:
@@ -119,6 +122,13 @@ def check_last_dim(name: str, x: torch.Tensor, d: int, what: str = "d_model") ->
         raise ValueError(f"{name} must have last dimension {what}={d}, got shape {tuple(x.shape)}")
 
 
+def check_dtype(name: str, x: torch.Tensor, dtype: torch.dtype) -> None:
+    """Raise TypeError unless the tensor `x` has the dtype of the weights it meets (float64 into float32 fails)."""
+    if x.dtype != dtype:
+        raise TypeError(f"{name} must have the dtype of the model's weights {dtype}, got {x.dtype} "
+                        f"(convert it with .to({dtype}))")
+
+
 def check_broadcast(name: str, shape: tuple, target: tuple, target_name: str) -> None:
     """Raise ValueError unless `shape` broadcasts to exactly `target`."""
     try:
@@ -134,6 +144,23 @@ def check_instance(name: str, value, cls: type | tuple[type, ...], what: str | N
     if not isinstance(value, cls):
         what = what or (cls.__name__ if isinstance(cls, type) else " or ".join(c.__name__ for c in cls))
         raise TypeError(f"{name} must be a {what}, got {type(value).__name__}")
+
+
+def check_generator(generator) -> None:
+    """Raise TypeError unless `generator` is a torch.Generator or None (then the global generator draws)."""
+    check_instance("generator", generator, (torch.Generator, type(None)), "torch.Generator or None")
+
+
+def check_path(name: str, path, missing: str = "") -> Path:
+    """`path` as a Path: TypeError unless a str or os.PathLike, ValueError for a directory, FileNotFoundError if missing
+    (`missing` says how to rebuild it)."""
+    check_instance(name, path, (str, os.PathLike), "file path (str or pathlib.Path)")
+    if Path(path).is_dir():
+        raise ValueError(f"{name} must be a file, got the directory {path}")
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path} is missing{missing}")
+    return Path(path)
+
 
 
 # ---------------------------------------------------------------- seeding

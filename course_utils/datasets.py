@@ -18,8 +18,8 @@ import torch
 
 from ._validate import check_choice, check_instance, check_int, check_int_tensor, check_seed, pad_batch
 from .data import (
-    BPE_SPECIAL_TOKENS, GENRES, SPECIAL_TOKENS, SPLIT_NAMES, Play, bpe_word_starts, load_bpe, load_plays,
-    load_wordpiece,
+    BPE_SPECIAL_TOKENS, GENRES, SPECIAL_TOKENS, SPLIT_NAMES, Play, _bpe_starts_word, bpe_word_starts, check_tokenizer,
+    load_bpe, load_plays, load_wordpiece,
 )
 from .noising import check_poisson_lambda, text_infilling
 from .objectives import IGNORE_INDEX, NSPInstance, nsp_instances
@@ -28,6 +28,7 @@ BART_MAX_TOKENS = 64  # the tiny BART reads and writes runs of at most 64 BPE id
 BART_NOISE = dict(mask_ratio=0.3, poisson_lambda=3.0)  # its text infilling: BART's 30%, spans of Poisson(3) words
 MAX_TOKENS = 62  # a passage and [CLS], [SEP] fill the tiny BERT's 64 positions
 MIN_TOKENS = 16  # shorter passages (a lone "Ay, my lord.") are dropped: too little to judge a genre from
+MAX_BATCH = 2**16  # gpt_batches' batch_size at most
 PAD_ID, CLS_ID, SEP_ID = (SPECIAL_TOKENS.index(t) for t in ("[PAD]", "[CLS]", "[SEP]"))
 
 
@@ -44,6 +45,7 @@ def bert_documents(split: str, tokenizer=None) -> list[list[list[int]]]:
     The speaker's name is part of the text, as in any play script: it is what tells a reader that B answers A.
     """
     _check_split(split)
+    check_tokenizer(tokenizer, "tokenizers")
     if tokenizer is None:
         return [[list(segment) for segment in doc] for doc in _wordpiece_documents(split)]  # a fresh copy
     return [
@@ -62,6 +64,9 @@ def nsp_dataset(documents, *, max_seq_length: int, dupe_factor: int, seed: int, 
     """NSP instances over every document, `dupe_factor` times with different random splits (Google's recipe)."""
     check_int("dupe_factor", dupe_factor, 1)
     check_seed("seed", seed)
+    check_tokenizer(tokenizer, "tokenizers")
+    if isinstance(documents, (list, tuple)) and not documents:
+        raise ValueError("documents must hold at least one document, got none")
     tokenizer = tokenizer or load_wordpiece()
     cls_id, sep_id = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
     rng = random.Random(seed)
@@ -109,7 +114,7 @@ def gpt_batches(stream: torch.Tensor, batch_size: int, block_size: int, generato
                 ) -> Iterator[torch.Tensor]:
     """Random windows of block_size + 1 tokens (nanoGPT's get_batch): inputs are [:-1], targets [1:]."""
     check_int_tensor("stream", stream, ndim=1)
-    check_int("batch_size", batch_size, 1)
+    check_int("batch_size", batch_size, 1, MAX_BATCH)
     check_int("block_size", block_size, 1, len(stream) - 2)
     check_instance("generator", generator, torch.Generator)
     return _windows(stream, batch_size, block_size, generator)
@@ -155,8 +160,12 @@ def noisy_batch(chunks: Sequence[torch.Tensor], recipe: dict, generator: torch.G
 
     recipe holds mask_ratio and poisson_lambda (BART_NOISE, or a pre-training recipe).
     """
-    if isinstance(chunks, torch.Tensor) or not chunks:
+    if not isinstance(chunks, (list, tuple)) or not chunks:
         raise TypeError(f"chunks must be a non-empty list of 1-D token tensors, got {chunks!r:.80}")
+    for k, chunk in enumerate(chunks):
+        check_int_tensor(f"chunks[{k}]", chunk, ndim=1, low=0, high=len(_bpe_starts_word()))
+        if chunk.dtype != torch.long or len(chunk) < 2:
+            raise TypeError(f"chunks[{k}] must be a LongTensor <s> ... </s>, got {chunk.dtype} of length {len(chunk)}")
     check_instance("recipe", recipe, dict)
     missing = sorted({"mask_ratio", "poisson_lambda"} - set(recipe))
     if missing:
@@ -198,6 +207,7 @@ def play_passages(play: Play, max_tokens: int = MAX_TOKENS, min_tokens: int = MI
     """
     check_instance("play", play, Play, "course_utils.data.Play")
     _check_lengths(max_tokens, min_tokens)
+    check_tokenizer(tokenizer, "tokenizers")
     tokenizer = tokenizer or load_wordpiece()
     units: list[tuple[str, list[int]]] = []  # (text, ids) of each speech, or of a piece of a long speech
     for speech in play.speeches:
@@ -253,6 +263,7 @@ def genre_passages(split: str, n: int | None = None, *, max_tokens: int = MAX_TO
     _check_split(split)
     _check_lengths(max_tokens, min_tokens)
     check_seed("seed", seed)
+    check_tokenizer(tokenizer, "tokenizers")
     if n is not None:
         check_int("n", n, 1)
     if tokenizer is None:
@@ -282,6 +293,7 @@ def encode(passages: Sequence[Passage], tokenizer=None, max_len: int = 64) -> di
     """
     check_passages(passages)
     check_int("max_len", max_len, 3)
+    check_tokenizer(tokenizer, "transformers")
     labels = torch.tensor([p.label for p in passages])  # (N,)
     if tokenizer is not None:
         enc = tokenizer([p.text for p in passages], truncation=True, max_length=max_len, padding=True,
@@ -292,15 +304,15 @@ def encode(passages: Sequence[Passage], tokenizer=None, max_len: int = 64) -> di
             "labels": labels}  # (N, L), (N, L), (N,)
 
 
-def check_passages(passages) -> None:
+def check_passages(passages, name: str = "passages") -> None:
     """Raise unless `passages` is a non-empty list of Passage."""
     if isinstance(passages, (str, bytes)) or not isinstance(passages, Sequence):
-        raise TypeError(f"passages must be a list of Passage, got {type(passages).__name__}")
+        raise TypeError(f"{name} must be a list of Passage, got {type(passages).__name__}")
     if not passages:
-        raise ValueError("passages must not be empty")
+        raise ValueError(f"{name} must not be empty")
     if not all(isinstance(p, Passage) for p in passages):
         bad = next(p for p in passages if not isinstance(p, Passage))
-        raise TypeError(f"passages must hold Passage objects, got an item of type {type(bad).__name__}")
+        raise TypeError(f"{name} must hold Passage objects, got an item of type {type(bad).__name__}")
 
 
 def _check_lengths(max_tokens: int, min_tokens: int) -> None:

@@ -24,6 +24,7 @@ DATE_SOURCE_VOCAB = (*DATE_SPECIALS, "the", "of", ",", *MONTHS, *ORDINALS, "twen
                      "thirty", "st", "nd", "rd", "th", *"0123456789")  # words; numbers digit by digit
 DATE_TARGET_VOCAB = (*DATE_SPECIALS, *"0123456789", "-")  # characters of YYYY-MM-DD
 _DATE_WORD = re.compile(r"[a-z]+|[0-9]|,")  # "twenty-first" -> twenty first; "1999" -> 1 9 9 9; "4th" -> 4 th
+MAX_PAIRS = 1_000_000
 _FIRST_DAY, _LAST_DAY = date(1900, 1, 1).toordinal(), date(2099, 12, 31).toordinal()
 
 
@@ -54,8 +55,11 @@ def spell_date(day: date, form: int) -> str:
 
 
 def date_pairs(n: int, seed: int, split: str = "train") -> list[tuple[str, str]]:
-    """n (spelled-out date, ISO date) pairs: dates uniform over 1900-2099 within `split`, forms uniform; seeded."""
-    check_int("n", n, 1)
+    """n (spelled-out date, ISO date) pairs: dates uniform over 1900-2099 within `split`, forms uniform; seeded.
+
+    n is at most MAX_PAIRS (a million pairs take seconds; a billion would not fit in memory).
+    """
+    check_int("n", n, 1, MAX_PAIRS)
     check_seed("seed", seed)
     check_choice("split", split, ("train", "validation", "test"))
     rng, pairs = random.Random(seed), []

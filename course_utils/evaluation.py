@@ -12,7 +12,7 @@ from functools import lru_cache
 import torch
 
 from ._validate import check_choice, check_instance, check_int, check_seed
-from .data import SPLIT_NAMES, load_wordpiece
+from .data import SPLIT_NAMES, load_bpe, load_wordpiece
 from .datasets import (
     BART_MAX_TOKENS, BART_NOISE, bart_documents, bert_documents, collate, gpt_stream, noisy_batch, nsp_dataset,
 )
@@ -37,6 +37,7 @@ def evaluate_bert(model: EncoderForPreTraining, split: str = "test", *, n_instan
     check_int("n_instances", n_instances, 1)
     check_seed("seed", seed)
     tokenizer, vocab_size = load_wordpiece(), model.encoder.config.vocab_size
+    _check_vocab(vocab_size, tokenizer, "WordPiece (data.load_wordpiece())")
     instances = nsp_dataset(bert_documents(split), max_seq_length=model.encoder.config.max_len,
                             dupe_factor=1, seed=seed, tokenizer=tokenizer)[:n_instances]
     train_counts = torch.bincount(
@@ -75,8 +76,9 @@ def evaluate_gpt(model: Decoder, split: str = "test") -> dict:
     """Perplexity on a split's plays, beside a bigram model of the training plays (its weight tuned on validation)."""
     check_instance("model", model, Decoder, "course_utils Decoder (a tiny GPT)")
     check_choice("split", split, SPLIT_NAMES)
-    train_stream, held_out = gpt_stream("train"), gpt_stream(split)
     vocab_size = model.config.vocab_size
+    _check_vocab(vocab_size, load_bpe(), "BPE (data.load_bpe())")
+    train_stream, held_out = gpt_stream("train"), gpt_stream(split)
     lam = _bigram_lambda(vocab_size)
     return {"split": split, "perplexity": perplexity(model, held_out),
             "bigram_perplexity": bigram_perplexity(train_stream, held_out, vocab_size, lam),
@@ -108,6 +110,7 @@ def evaluate_bart(model: EncoderDecoder, split: str = "test", *, n_chunks: int |
     check_int("num_beams", num_beams, 1)
     check_int("no_repeat_ngram_size", no_repeat_ngram_size, 0)
     check_seed("seed", seed)
+    _check_vocab(model.config.vocab_size, load_bpe(), "BPE (data.load_bpe())")
     documents = bart_documents(split)
     if n_chunks is None:
         n_chunks = len(documents)
@@ -134,6 +137,12 @@ def evaluate_bart(model: EncoderDecoder, split: str = "test", *, n_chunks: int |
             "copy_token_accuracy": 1 - copy / length,
             "token_recall": ours_kept / length, "copy_token_recall": copy_kept / length,
             "n_chunks": len(chunks), "n_tokens": length}
+
+
+def _check_vocab(vocab_size: int, tokenizer, name: str) -> None:
+    if vocab_size != tokenizer.get_vocab_size():
+        raise ValueError(f"model must read the shipped {name}'s {tokenizer.get_vocab_size()} ids, got a model with "
+                         f"vocab_size={vocab_size}")
 
 
 def bart_metrics(model: EncoderDecoder) -> dict:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ._validate import (
-    check_bool, check_choice, check_instance, check_int, check_positive, check_seed, minibatches, seeded,
+    check_bool, check_choice, check_instance, check_int, check_path, check_positive, check_seed, minibatches, seeded,
 )
 from .checkpoints import TINY_BERT_CONFIG, TINY_BERT_PATH, load_tiny_bert
 from .data import ASSETS, GENRES, SPLIT_NAMES as SPLITS  # noqa: F401  SPLITS: now course_utils.data.SPLIT_NAMES
@@ -106,11 +106,14 @@ def fine_tune(model: EncoderForClassification, passages: Sequence[Passage], *, s
     check_int("batch_size", batch_size, 1)
     check_seed("seed", seed)
     check_bool("freeze_encoder", freeze_encoder)
+    if model.classifier.out_features != N_LABELS:
+        raise ValueError(f"model must classify the {N_LABELS} genres of the passages (data.GENRES), got a classifier "
+                         f"of n_labels={model.classifier.out_features}")
     if freeze_encoder:
         features = pooled_features(model, passages, tokenizer=tokenizer, max_len=max_len)  # (N, d_model)
         labels = torch.tensor([p.label for p in passages])  # (N,)
         return _fit_classifier(model, features, labels, steps=steps, lr=lr, batch_size=batch_size, seed=seed)
-    data = encode(passages, tokenizer, max_len)
+    data = _encode_for(model, passages, tokenizer, max_len)
     indices = minibatches(len(passages), batch_size, torch.Generator().manual_seed(seed))
 
     def loss_fn(m: EncoderForClassification, idx: torch.Tensor) -> torch.Tensor:
@@ -135,13 +138,22 @@ def _fit_classifier(model: EncoderForClassification, features: torch.Tensor, lab
     return model
 
 
+def _encode_for(model: EncoderForClassification, passages, tokenizer, max_len: int) -> dict:
+    """encode(), refusing passages whose ids the model's vocabulary does not hold."""
+    data = encode(passages, tokenizer, max_len)
+    if tokenizer is None and data["input_ids"].max() >= model.encoder.config.vocab_size:
+        raise ValueError(f"passages hold WordPiece ids up to {int(data['input_ids'].max())}, beyond the model's "
+                         f"vocabulary (model vocab_size={model.encoder.config.vocab_size})")
+    return data
+
+
 @torch.no_grad()
 def pooled_features(model: EncoderForClassification, passages: Sequence[Passage], *, tokenizer=None,
                     max_len: int = 64, batch_size: int = 64) -> torch.Tensor:
     """The classifier's input for each passage (N, d_model): tanh(W h_[CLS] + b), the pooled [CLS] vector."""
     check_instance("model", model, EncoderForClassification, "course_utils EncoderForClassification")
     check_int("batch_size", batch_size, 1)
-    data = encode(passages, tokenizer, max_len)
+    data = _encode_for(model, passages, tokenizer, max_len)
     was_training = model.training
     model.eval()
     out = []
@@ -190,7 +202,7 @@ def run(model: str, budget: int, seed: int = 0, *, eval_passages: Sequence[Passa
     start, args = time.perf_counter(), recipe(model, budget)  # recipe checks model and budget
     check_seed("seed", seed)
     if eval_passages is not None:
-        check_passages(eval_passages)
+        check_passages(eval_passages, "eval_passages")
     check_instance("cache", cache, (dict, type(None)), "dict or None")
     eval_passages = eval_passages if eval_passages is not None else genre_passages("test", N_EVAL, seed=0)
     train_passages = genre_passages("train", budget, seed=seed)
@@ -221,6 +233,7 @@ def run(model: str, budget: int, seed: int = 0, *, eval_passages: Sequence[Passa
 
 def summarise(runs: Sequence[dict]) -> dict:
     """Mean, standard deviation (over seeds), min and max accuracy per model and budget: {model: {budget: {...}}}."""
+    _check_list("runs", runs)
     out: dict = {}
     for k, r in enumerate(runs):
         if not isinstance(r, dict) or not {"model", "budget", "accuracy"} <= set(r):
@@ -233,6 +246,11 @@ def summarise(runs: Sequence[dict]) -> dict:
     }
 
 
+def _check_list(name: str, value) -> None:
+    if isinstance(value, (str, bytes, dict)) or not isinstance(value, (Sequence, range)):
+        raise TypeError(f"{name} must be a list, got {value!r:.60} of type {type(value).__name__}")
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -240,6 +258,8 @@ def _sha256(path: Path) -> str:
 def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDGETS, seeds: Sequence[int] = SEEDS,
                    *, n_eval: int = N_EVAL, verbose: bool = False) -> dict:
     """Every model x budget x seed, evaluated on the same balanced test passages; the results as a dict."""
+    for name, value in (("models", models), ("budgets", budgets), ("seeds", seeds)):
+        _check_list(name, value)
     for m in models:
         check_choice("models", m, MODELS)
     for b in budgets:
@@ -279,9 +299,7 @@ def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDG
 
 def load_results(path: Path | str = RESULTS_PATH) -> dict:
     """The stored learning curve written by `python -m course_utils.finetune`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: rebuild it with `python -m course_utils.finetune`")
+    path = check_path("path", path, ": rebuild it with `python -m course_utils.finetune`")
     try:
         return json.loads(path.read_text())
     except ValueError as err:  # not JSON, or not text at all

@@ -20,16 +20,29 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ._validate import check_bool, check_float, check_ids, check_int
+from ._validate import check_bool, check_float, check_ids, check_int, check_int_tensor
 from .attention import KVCache, position_ids_from_mask
 from .hf import TransformersLM, is_transformers_model
 from .models import Decoder, EncoderDecoder
 from .warpers import (  # noqa: F401  the warpers are part of generation's public face
-    WarpedDistribution, apply_temperature, ban_repeated_ngrams, check_warpers, next_token_logits, top_k_filter,
-    top_p_filter, warp_distribution, warp_logits,
+    WarpedDistribution, apply_temperature, ban_repeated_ngrams, check_warpers, top_k_filter, top_p_filter,
+    warp_distribution, warp_logits,
 )
 
 NEG = -1.0e9  # transformers' score for a beam that must not be chosen (a float32 stand-in for -inf)
+
+
+@torch.no_grad()
+def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+    """The logits z (V,) of the token after input_ids (1, T): one forward pass (a Decoder or a transformers LM)."""
+    if not (isinstance(model, Decoder) or is_transformers_model(model)):
+        raise TypeError(f"model must be a course_utils Decoder or a transformers causal LM, got {type(model).__name__}")
+    check_int_tensor("input_ids", input_ids, ndim=2)
+    if input_ids.shape[0] != 1 or input_ids.shape[1] == 0:
+        raise ValueError(f"input_ids must hold one prompt of at least one token, shape (1, T), "
+                         f"got {tuple(input_ids.shape)}")
+    return model(input_ids).logits[0, -1].float()  # (V,)
+
 
 
 # ---------------------------------------------------------------- the settings of one call
@@ -268,6 +281,10 @@ def _check_inputs(model, input_ids, attention_mask, cfg: DecodingConfig) -> None
         check_ids("attention_mask", attention_mask, 2, shape=input_ids.shape)
         if not seq2seq and not attention_mask[:, -1].all():
             raise ValueError("attention_mask must pad on the left (decoder-only): its last column must be all 1")
+        if not attention_mask.any(dim=-1).all():
+            raise ValueError("attention_mask must keep at least one real token in every row, got a row of padding")
+    if cfg.num_beams > model.config.vocab_size:
+        raise ValueError(f"num_beams must be <= the vocabulary size {model.config.vocab_size}, got {cfg.num_beams}")
 
 
 @torch.no_grad()

@@ -375,6 +375,8 @@ class TransformersLM:
     """A transformers causal LM behind generate()'s interface: next-token logits, and a KV cache to reorder."""
 
     def __init__(self, model: nn.Module, use_cache: bool):
+        if not is_transformers_model(model):
+            raise TypeError(f"model must be a transformers causal LM, got {type(model).__name__}")
         self.model, self.cache = model, None  # transformers creates a DynamicCache at the first call
         parameters = inspect.signature(model.forward).parameters
         self.extra = {"use_cache": use_cache}

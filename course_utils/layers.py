@@ -12,7 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._validate import check_bool, check_choice, check_int, check_last_dim, check_positive, check_probability
+from ._validate import (
+    MAX_WIDTH, check_bool, check_choice, check_dtype, check_finite, check_int, check_last_dim, check_positive,
+    check_probability,
+)
 from .attention import LayerCache, MultiHeadAttention
 
 NORMS = ("lecture", "post", "pre")
@@ -28,7 +31,7 @@ class LayerNorm(nn.Module):
 
     def __init__(self, d: int, eps: float = 1e-5, affine: bool = True):
         super().__init__()
-        check_int("d", d, 1)
+        check_int("d", d, 1, MAX_WIDTH)
         check_positive("eps", eps)
         check_bool("affine", affine)
         self.d, self.eps = d, eps
@@ -38,6 +41,7 @@ class LayerNorm(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Normalise each vector x_i of x (..., d) to mean 0 and standard deviation 1."""
         check_last_dim("x", x, self.d, "d")
+        check_finite("x", x)
         mu = x.mean(dim=-1, keepdim=True)
         sigma = torch.sqrt(((x - mu) ** 2).mean(dim=-1, keepdim=True) + self.eps)  # biased, as eq. (3)
         y = (x - mu) / sigma
@@ -51,9 +55,9 @@ class FeedForward(nn.Module):
 
     def __init__(self, d_model: int, d_ff: int | None = None, activation: str = "relu", dropout: float = 0.0):
         super().__init__()
-        check_int("d_model", d_model, 1)
+        check_int("d_model", d_model, 1, MAX_WIDTH)
         d_ff = 4 * d_model if d_ff is None else d_ff
-        check_int("d_ff", d_ff, 1)
+        check_int("d_ff", d_ff, 1, 4 * MAX_WIDTH)
         check_choice("activation", activation, ACTIVATIONS)
         check_probability("dropout", dropout)
         self.activation = activation
@@ -64,6 +68,7 @@ class FeedForward(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         """y (B, L, d_model) -> (B, L, d_model), position by position."""
         check_last_dim("y", y, self.w1.in_features)
+        check_dtype("y", y, self.w1.weight.dtype)
         z = ACTIVATIONS[self.activation](self.w1(y))  # (B, L, d_ff)
         return self.w2(self.dropout(z))  # (B, L, d_model)
 

@@ -22,7 +22,7 @@ def perplexity(model, stream: torch.Tensor, block_size: int | None = None) -> fl
     model is a Decoder; block_size (default: model.config.max_len) tokens predict the next block_size, window by window.
     """
     config = getattr(model, "config", None)
-    if not hasattr(config, "max_len"):
+    if not hasattr(config, "causal"):  # a Decoder's config; an Encoder's or an EncoderDecoder's has none
         raise TypeError(f"model must be a causal language model (a course_utils Decoder), got {type(model).__name__}")
     block_size = config.max_len if block_size is None else block_size
     check_int("block_size", block_size, 1, config.max_len)
@@ -37,8 +37,11 @@ def perplexity(model, stream: torch.Tensor, block_size: int | None = None) -> fl
 
 
 def bigram_perplexity(train: torch.Tensor, held_out: torch.Tensor, vocab_size: int, lam: float) -> float:
-    """Perplexity of a bigram model interpolated with add-one unigrams: lam c(a, b) / c(a) + (1 - lam) p(b)."""
-    check_int("vocab_size", vocab_size, 1)
+    """Perplexity of a bigram model interpolated with add-one unigrams: lam c(a, b) / c(a) + (1 - lam) p(b).
+
+    vocab_size is at most 2**20.
+    """
+    check_int("vocab_size", vocab_size, 1, 2**20)
     check_probability("lam", lam)
     for name, ids in (("train", train), ("held_out", held_out)):
         check_int_tensor(name, ids, ndim=1, low=0, high=vocab_size)
@@ -85,8 +88,8 @@ def common_subsequence(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 def confusion_matrix(labels: torch.Tensor, predictions: torch.Tensor, n_labels: int) -> torch.Tensor:
-    """Counts (n_labels, n_labels): row = true class, column = predicted class."""
-    check_int("n_labels", n_labels, 1)
+    """Counts (n_labels, n_labels): row = true class, column = predicted class (n_labels <= 4096)."""
+    check_int("n_labels", n_labels, 1, 4096)
     for name, t in (("labels", labels), ("predictions", predictions)):
         check_int_tensor(name, t, ndim=1, low=0, high=n_labels)
     if labels.shape != predictions.shape:
@@ -99,4 +102,8 @@ def entropy(probs: torch.Tensor) -> float:
     """H(p) = -sum_v p_v log p_v in nats (0 log 0 = 0); exp(H) is how many equally likely tokens it amounts to."""
     check_tensor("probs", probs, ndim=1, floating=True)
     check_finite("probs", probs)
+    total = probs.double().sum().item()
+    if not len(probs) or (probs < 0).any() or abs(total - 1) > 1e-4:
+        raise ValueError(f"probs must be a distribution (entries >= 0 summing to 1), got {len(probs)} entries, "
+                         f"minimum {probs.min().item() if len(probs) else 0:.4g}, sum {total:.6g}")
     return float(-torch.special.xlogy(probs.double(), probs.double()).sum())

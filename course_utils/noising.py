@@ -15,10 +15,14 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_float, check_instance, check_int, check_int_tensor, check_probability, check_tensor
+from ._validate import (
+    check_float, check_generator, check_ids, check_instance, check_int, check_int_tensor, check_probability,
+    check_tensor,
+)
 
 PMF_CUTOFF = 1e-7  # fairseq's Poisson pmf stops at the first k whose probability is below this (or at k = 127)
 POISSON_LAMBDA_MIN = 0.01  # below it a budget takes hundreds of rounds of draws: refused, as fairseq would hang
+MAX_TOKENS = 2**20  # documents, budgets and lengths of at most this many tokens (more would not fit in memory)
 MAX_ROUNDS = 10_000  # rounds of draws at most; at lambda >= 0.01 needing more has probability < e^-100
 
 
@@ -29,9 +33,6 @@ def _check_document(tokens) -> None:
     if len(tokens) < 2:
         raise ValueError(f"tokens must hold at least <s> and </s> (length >= 2), got length {len(tokens)}")
 
-
-def _check_generator(generator) -> None:
-    check_instance("generator", generator, (torch.Generator, type(None)), "torch.Generator or None")
 
 
 def check_poisson_lambda(poisson_lambda) -> None:
@@ -66,8 +67,8 @@ def draw_span_lengths(num_to_mask: int, poisson_lambda: float, generator: torch.
 
     The raw draw of poisson_span_lengths, before `cut_to_budget`. At most MAX_ROUNDS rounds (a ValueError then).
     """
-    check_int("num_to_mask", num_to_mask, 1)
-    _check_generator(generator)
+    check_int("num_to_mask", num_to_mask, 1, MAX_TOKENS)
+    check_generator(generator)
     pmf = poisson_pmf(poisson_lambda)
     rounds, total = [], 0
     while total < num_to_mask:
@@ -100,16 +101,16 @@ def poisson_span_lengths(num_to_mask: int, poisson_lambda: float, generator: tor
 
 def subword_positions(length: int, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """ceil(ratio * (L - 2)) distinct positions among 1..L-2: fairseq's mask_length="subword" (spans of one token)."""
-    check_int("length", length, 2)
+    check_int("length", length, 2, MAX_TOKENS)
     check_probability("ratio", ratio)
-    _check_generator(generator)
+    check_generator(generator)
     return 1 + torch.randperm(length - 2, generator=generator)[: _num_to_mask(length - 2, ratio)]
 
 
 def rotation_offset(length: int, generator: torch.Generator | None = None) -> int:
     """The token at which document_rotation starts the text of a document of `length` tokens: uniform in 1..L-1."""
     check_int("length", length, 2)
-    _check_generator(generator)
+    check_generator(generator)
     return int(torch.randint(1, max(1, length - 1) + 1, (1,), generator=generator))
 
 
@@ -147,7 +148,7 @@ def text_infilling(
     check_int("mask_token_id", mask_token_id, 0)
     check_probability("mask_ratio", mask_ratio)
     check_poisson_lambda(poisson_lambda)
-    _check_generator(generator)
+    check_generator(generator)
     if word_starts is None:
         word_starts = torch.ones_like(tokens, dtype=torch.bool)
     check_tensor("word_starts", word_starts, ndim=1)
@@ -222,7 +223,7 @@ def sentence_permutation(tokens: torch.Tensor, full_stop_id: int, *, generator: 
     Sentences are cut as `sentence_bounds` says; what follows the last sentence end (a run of full stops before
     </s>) stays in place.
     """
-    _check_generator(generator)
+    check_generator(generator)
     starts, ends = sentence_bounds(tokens, full_stop_id)  # (n,), (n,)
     if len(ends) == 0:
         return tokens.clone()
@@ -247,6 +248,8 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
         raise TypeError(f"labels must be an integer tensor (torch.long), got dtype {labels.dtype}")
     check_int("pad_token_id", pad_token_id, 0)
     check_int("decoder_start_token_id", decoder_start_token_id, 0)
+    if ((labels < 0) & (labels != -100)).any():
+        raise ValueError(f"labels must hold ids >= 0 or -100 (ignored), got {labels[labels < 0].unique().tolist()}")
     shifted = torch.full_like(labels, decoder_start_token_id)  # (B, L)
     shifted[:, 1:] = labels[:, :-1]
     return shifted.masked_fill(shifted == -100, pad_token_id)  # -100 marks positions the loss ignores
@@ -262,7 +265,16 @@ def denoising_loss(model, batch: dict) -> torch.Tensor:
     if missing:
         raise ValueError(f"batch must hold input_ids, attention_mask and labels (datasets.noisy_batch), "
                          f"missing {missing}")
-    decoder_input_ids = shift_tokens_right(batch["labels"], model.config.pad_token_id,
-                                           model.config.decoder_start_token_id)
+    config, ids, labels = getattr(model, "config", None), batch["input_ids"], batch["labels"]
+    if not hasattr(config, "decoder_start_token_id"):
+        raise TypeError(f"model must be an EncoderDecoder (a tiny BART), got {type(model).__name__}")
+    check_ids("batch['input_ids']", ids, config.vocab_size)
+    check_ids("batch['attention_mask']", batch["attention_mask"], 2, shape=ids.shape)
+    check_int_tensor("batch['labels']", labels, ndim=2, low=-100, high=config.vocab_size)
+    if len(labels) != len(ids) or ((labels < 0) & (labels != -100)).any() or (labels == -100).all():
+        raise ValueError(f"batch['labels'] must hold one row per source row ({len(ids)}) of ids >= 0 or -100 "
+                         f"(ignored), at least one not ignored, got shape {tuple(labels.shape)}, values "
+                         f"{labels.unique().tolist()[:8]}")
+    decoder_input_ids = shift_tokens_right(labels, config.pad_token_id, config.decoder_start_token_id)
     logits = model(batch["input_ids"], decoder_input_ids, batch["attention_mask"]).logits  # (B, L, V)
     return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten())  # -100: cross_entropy's ignore_index

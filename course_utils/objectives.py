@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._validate import (
-    check_float, check_instance, check_int, check_int_tensor, check_positive, check_probability, check_tensor,
+    check_finite, check_float, check_generator, check_ids, check_instance, check_int, check_int_tensor,
+    check_positive, check_probability, check_tensor,
 )
 from .data import SPECIAL_TOKENS
 from .noising import (  # noqa: F401  re-exported for one release: moved to course_utils.noising
@@ -29,6 +30,9 @@ from .noising import (  # noqa: F401  re-exported for one release: moved to cour
 
 IGNORE_INDEX = -100  # labels of positions outside the loss (CrossEntropyLoss's default ignore_index)
 IS_NEXT, IS_RANDOM = 0, 1  # BERT's NSP labels; the lecture's eq. (5) writes 1 for "follows": the reverse
+MAX_VOCAB = 2**20  # vocabulary sizes above it are refused (the tables would not fit in memory)
+MAX_WINDOW = 10_000  # skipgram_pairs' window at most (word2vec.c's default is 5)
+MAX_NEGATIVES = 1_000  # sample_negatives' k at most (word2vec.c uses 5 to 20)
 
 
 # ------------------------------------------------------------------ Word2Vec (skip-gram, negative sampling)
@@ -55,7 +59,7 @@ def build_vocab(sentences: Sequence[Sequence[str]], min_count: int = 5) -> Vocab
     counts = Counter(w for sentence in sentences for w in sentence)
     words = [w for w, c in counts.most_common() if c >= min_count]
     if not words:
-        raise ValueError(f"no word occurs at least min_count={min_count} times")
+        raise ValueError(f"sentences must hold a word that occurs at least min_count={min_count} times, got none")
     return Vocab(words, torch.tensor([counts[w] for w in words]))
 
 
@@ -76,22 +80,30 @@ def skipgram_pairs(
     """(center, context) pairs of word ids: subsample, then a radius uniform in 1..window around each kept word.
 
     `sentences` is one sentence (a 1-D tensor of ids) or a list of them, done in one call; no window reaches
-    across two sentences. keep[id] is the probability of keeping a word (keep_probability).
+    across two sentences. keep[id] is the probability of keeping a word (keep_probability; >= 1: always kept).
+    window is at most MAX_WINDOW.
     """
-    check_int("window", window, 1)
+    check_int("window", window, 1, MAX_WINDOW)
     check_tensor("keep", keep, ndim=1, floating=True)
+    check_finite("keep", keep)
+    if (keep < 0).any():
+        raise ValueError(f"keep must hold probabilities >= 0 (>= 1: always kept), got {keep.min().item()}")
+    check_generator(generator)
     if isinstance(sentences, torch.Tensor):
         sentences = [sentences]
+    check_instance("sentences", sentences, (list, tuple), "1-D tensor of ids or a list of them")
     for k, sentence in enumerate(sentences):
         check_int_tensor(f"sentences[{k}]", sentence, ndim=1, low=0, high=len(keep))
     stream = torch.cat(list(sentences)) if len(sentences) else torch.zeros(0, dtype=torch.long)  # (N,)
-    sentence_of = torch.arange(len(sentences)).repeat_interleave(torch.tensor([len(x) for x in sentences]))
+    lengths = torch.tensor([len(x) for x in sentences], dtype=torch.long)  # long: [] would make a float tensor
+    sentence_of = torch.arange(len(sentences)).repeat_interleave(lengths)
     kept = keep[stream] >= torch.rand(len(stream), generator=generator)  # subsampling, before the windows
     stream, sentence_of = stream[kept], sentence_of[kept]
     radius = window - torch.randint(window, (len(stream),), generator=generator)  # dynamic window b
     position = torch.arange(len(stream))
     centers, contexts = [], []
-    for offset in range(-window, window + 1):  # every context position c = pos + offset within the radius
+    reach = min(window, len(stream))  # farther offsets fall outside the stream: the same pairs, in bounded time
+    for offset in range(-reach, reach + 1):  # every context position c = pos + offset within the radius
         context = position + offset
         inside = (context >= 0) & (context < len(stream))
         same = sentence_of[context.clamp(0, max(len(stream) - 1, 0))] == sentence_of  # same sentence only
@@ -110,12 +122,13 @@ def sample_negatives(
 
     As in word2vec.c a draw equal to the positive target is skipped, not redrawn: `use` is False there.
     """
-    check_int_tensor("targets", targets, ndim=1)
     _check_counts(counts)
-    if not counts.sum() > 0:
-        raise ValueError("counts must hold at least one positive count, got all zeros")
-    check_int("k", k, 1)
+    check_int_tensor("targets", targets, ndim=1, low=0, high=len(counts))
+    check_int("k", k, 1, MAX_NEGATIVES)
     check_float("power", power)
+    if power < 0 and (counts == 0).any():
+        raise ValueError(f"power must be >= 0 when counts hold a zero (0 ** power is inf), got power={power}")
+    check_generator(generator)
     noise = counts.double() ** power
     negatives = torch.multinomial(noise / noise.sum(), len(targets) * k, replacement=True, generator=generator)
     negatives = negatives.view(len(targets), k)
@@ -127,8 +140,8 @@ class SkipGram(nn.Module):
 
     def __init__(self, vocab_size: int, dim: int = 100):
         super().__init__()
-        check_int("vocab_size", vocab_size, 1)
-        check_int("dim", dim, 1)
+        check_int("vocab_size", vocab_size, 1, MAX_VOCAB)
+        check_int("dim", dim, 1, 2**14)
         self.inp = nn.Embedding(vocab_size, dim)
         self.out = nn.Embedding(vocab_size, dim)
         nn.init.uniform_(self.inp.weight, -0.5 / dim, 0.5 / dim)  # word2vec.c's initialisation
@@ -156,9 +169,10 @@ def sgns_loss(
     centers and contexts (N,), negatives (N, K) and use (N, K) as sample_negatives returns them.
     """
     check_instance("model", model, SkipGram)
-    check_tensor("centers", centers, ndim=1)
-    check_tensor("contexts", contexts, ndim=1)
-    check_tensor("negatives", negatives, ndim=2)
+    vocab_size = model.inp.num_embeddings
+    check_int_tensor("centers", centers, ndim=1, low=0, high=vocab_size)
+    check_int_tensor("contexts", contexts, ndim=1, low=0, high=vocab_size)
+    check_int_tensor("negatives", negatives, ndim=2, low=0, high=vocab_size)
     check_tensor("use", use, ndim=2)
     if contexts.shape != centers.shape or negatives.shape[0] != len(centers) or use.shape != negatives.shape:
         raise ValueError(f"centers and contexts must be (N,), negatives and use (N, K), got {tuple(centers.shape)}, "
@@ -186,13 +200,19 @@ def mask_tokens(
     a random id in [0, vocab_size) (10%) or stays (10%). labels hold the original id where selected, -100 elsewhere.
     The random draws are made in the collator's order, so the same seed gives the same result.
     """
-    check_int("vocab_size", vocab_size, 1)
+    check_int("vocab_size", vocab_size, 1, MAX_VOCAB)
     check_int_tensor("input_ids", input_ids, ndim_min=1, low=0, high=vocab_size)
     check_probability("mlm_probability", mlm_probability)
     check_int("mask_token_id", mask_token_id)
     if not 0 <= mask_token_id < vocab_size:
         raise ValueError(f"mask_token_id must lie in [0, vocab_size={vocab_size}), got {mask_token_id}")
-    specials = torch.as_tensor(list(special_token_ids), dtype=torch.long)
+    check_generator(generator)
+    if isinstance(special_token_ids, (str, bytes)) or not hasattr(special_token_ids, "__iter__"):
+        raise TypeError(f"special_token_ids must be a list of ints, got {special_token_ids!r:.60}")
+    specials = special_token_ids.tolist() if isinstance(special_token_ids, torch.Tensor) else list(special_token_ids)
+    for k, i in enumerate(specials):
+        check_int(f"special_token_ids[{k}]", i, 0, vocab_size - 1)
+    specials = torch.tensor(specials, dtype=torch.long)
     if mask_token_id not in specials.tolist():
         raise ValueError(f"special_token_ids must include mask_token_id={mask_token_id}, got {specials.tolist()}")
 
@@ -247,6 +267,8 @@ def nsp_instances(
     Segments are gathered until a target length; A is a random prefix of them; B is the rest (IS_NEXT) or, half
     the time, a stretch of another document (IS_RANDOM), in which case the unused segments are put back.
     """
+    if isinstance(documents, (str, bytes, torch.Tensor)) or not isinstance(documents, Sequence):
+        raise TypeError(f"documents must be a list of documents (lists of segments of ids), got {documents!r:.60}")
     check_int("doc_index", doc_index)
     if not 0 <= doc_index < len(documents):
         raise ValueError(f"doc_index must lie in [0, {len(documents)}), got {doc_index}")
@@ -256,6 +278,8 @@ def nsp_instances(
     check_probability("short_seq_prob", short_seq_prob)
     check_instance("rng", rng, random.Random, "random.Random")
     for d, doc in enumerate(documents):
+        if isinstance(doc, str) or not isinstance(doc, Sequence) or d == doc_index and not all(map(_is_ids, doc)):
+            raise TypeError(f"documents[{d}] must be a list of segments (lists of int token ids >= 0), got {doc!r:.80}")
         if not doc or not all(len(segment) for segment in doc):
             raise ValueError(f"documents[{d}] must be a non-empty list of non-empty segments, got {doc!r:.80}")
     document = documents[doc_index]
@@ -284,6 +308,8 @@ def nsp_instances(
                     i -= len(chunk) - a_end  # put the unused segments back
                 else:
                     label, b = IS_NEXT, [t for segment in chunk[a_end:] for t in segment]
+                if not _is_ids(b):
+                    raise TypeError(f"documents[{r}] must hold segments of int token ids >= 0, got {b!r:.80}")
                 truncate_seq_pair(a, b, max_num_tokens, rng)  # a and b keep at least one token each
                 ids = [cls_id, *a, sep_id, *b, sep_id]
                 types = [0] * (len(a) + 2) + [1] * (len(b) + 1)
@@ -313,10 +339,20 @@ def mlm_nsp_loss(model, batch: dict, generator: torch.Generator | None = None) -
     if missing:
         raise ValueError(f"batch must hold input_ids, token_type_ids, attention_mask and next_sentence_label "
                          f"(datasets.collate), missing {missing}")
-    inputs, labels = bert_masking(batch["input_ids"], model.encoder.config.vocab_size, generator)
+    if not all(hasattr(model, a) for a in ("encoder", "mlm", "nsp", "pooler")):
+        raise TypeError(f"model must be an EncoderForPreTraining (encoder + heads), got {type(model).__name__}")
+    config, ids = model.encoder.config, batch["input_ids"]
+    check_ids("batch['input_ids']", ids, config.vocab_size)
+    check_ids("batch['token_type_ids']", batch["token_type_ids"], config.type_vocab_size, shape=ids.shape)
+    check_ids("batch['attention_mask']", batch["attention_mask"], 2, shape=ids.shape)
+    check_int_tensor("batch['next_sentence_label']", batch["next_sentence_label"], ndim=1, low=0, high=2)
+    if len(batch["next_sentence_label"]) != len(ids):
+        raise ValueError(f"batch['next_sentence_label'] must hold one label per row of batch['input_ids'] "
+                         f"({len(ids)}), got {len(batch['next_sentence_label'])}")
+    inputs, labels = bert_masking(ids, config.vocab_size, generator)
     out = model.encoder(inputs, batch["token_type_ids"], batch["attention_mask"])
     selected = labels != IGNORE_INDEX  # only the masked positions go through the (V-wide) MLM head
-    mlm = F.cross_entropy(model.mlm(out.last_hidden_state[selected]), labels[selected])
+    mlm = F.cross_entropy(model.mlm(out.last_hidden_state[selected]), labels[selected]) if selected.any() else 0.0
     nsp = F.cross_entropy(model.nsp(model.pooler(out.last_hidden_state)), batch["next_sentence_label"])
     return mlm + nsp
 
@@ -326,14 +362,26 @@ def lm_loss(model, batch: torch.Tensor) -> torch.Tensor:
 
     model is a Decoder; batch (B, L + 1) holds windows of ids: the model reads [:, :-1] and predicts [:, 1:].
     """
-    check_int_tensor("batch", batch, ndim=2)
-    if batch.shape[1] < 2:
-        raise ValueError(f"batch must hold windows of at least 2 tokens, got shape {tuple(batch.shape)}")
+    config = getattr(model, "config", None)
+    if not hasattr(config, "causal"):
+        raise TypeError(f"model must be a language model (a course_utils Decoder), got {type(model).__name__}")
+    check_int_tensor("batch", batch, ndim=2, low=0, high=config.vocab_size)
+    if not 2 <= batch.shape[1] <= config.max_len + 1:
+        raise ValueError(f"batch must hold windows of at least 2 and at most max_len + 1 = {config.max_len + 1} "
+                         f"tokens, got shape {tuple(batch.shape)}")
     logits = model(batch[:, :-1]).logits  # (B, L, V)
     return F.cross_entropy(logits.flatten(0, 1), batch[:, 1:].flatten())
 
 
 def _check_counts(counts) -> None:
     check_tensor("counts", counts, ndim=1)
+    check_finite("counts", counts)
     if (counts < 0).any():
         raise ValueError(f"counts must be >= 0, got a minimum of {counts.min().item()}")
+    if not counts.sum() > 0:
+        raise ValueError("counts must hold at least one positive count, got all zeros")
+
+
+def _is_ids(segment) -> bool:
+    """Whether a segment is a list (or tuple) of Python int token ids >= 0 (the other documents: when B is drawn)."""
+    return isinstance(segment, (list, tuple)) and set(map(type, segment)) <= {int} and min(segment, default=0) >= 0

@@ -7,6 +7,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
+from ._validate import check_bool, check_choice, check_finite, check_instance, check_tensor
+
 
 def attention_heatmap(
     alpha: torch.Tensor,
@@ -19,12 +21,25 @@ def attention_heatmap(
     cmap: str = "Blues",
 ) -> plt.Axes:
     """Draw attention weights alpha (Lq, Lk) with a row per query token and a column per key token."""
-    alpha = torch.as_tensor(alpha).detach().float()
-    keys = list(queries) if keys is None else list(keys)
-    if alpha.dim() != 2 or alpha.shape != (len(queries), len(keys)):
+    _check_labels("queries", queries)
+    keys = list(queries) if keys is None else keys
+    _check_labels("keys", keys)
+    if not isinstance(alpha, torch.Tensor):
+        try:
+            alpha = torch.as_tensor(alpha)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(f"alpha must be a tensor (or array) of weights, got {type(alpha).__name__}") from None
+    check_tensor("alpha", alpha, ndim=2)
+    alpha = alpha.detach().float()
+    check_finite("alpha", alpha)
+    if alpha.shape != (len(queries), len(keys)):
         raise ValueError(
             f"alpha must have shape (len(queries), len(keys)) = ({len(queries)}, {len(keys)}), got {tuple(alpha.shape)}"
         )
+    check_bool("annotate", annotate)
+    check_choice("cmap", cmap, plt.colormaps())
+    if ax is not None:
+        check_instance("ax", ax, plt.Axes, "matplotlib Axes")
     if ax is None:
         _, ax = plt.subplots(figsize=(0.45 * len(keys) + 1.5, 0.45 * len(queries) + 1))
     ax.imshow(alpha.numpy(), cmap=cmap, vmin=0.0, vmax=max(float(alpha.max()), 1e-9))
@@ -51,7 +66,19 @@ def mask_grid(
     title: str = "",
 ) -> plt.Axes:
     """Draw a boolean mask (Lq, Lk): dark = query i may attend to key j, white = hidden."""
-    mask = torch.as_tensor(mask)
+    if isinstance(mask, (list, tuple)):
+        mask = torch.tensor(mask)
+    check_tensor("mask", mask, ndim=2)
     if mask.dtype != torch.bool:
         raise TypeError(f"mask must be a boolean tensor, got dtype {mask.dtype}")
+    n_keys = len(queries) if keys is None else len(keys)
+    if tuple(mask.shape) != (len(queries), n_keys):
+        raise ValueError(f"mask must have shape (len(queries), len(keys)) = ({len(queries)}, {n_keys}), "
+                         f"got {tuple(mask.shape)}")
     return attention_heatmap(mask.float(), queries, keys, ax=ax, title=title, cmap="Greys")
+
+
+def _check_labels(name: str, labels) -> None:
+    """Raise TypeError unless labels is a list (or tuple) of str, one per row or column."""
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(t, str) for t in labels):
+        raise TypeError(f"{name} must be a list of str (one label per token), got {labels!r:.60}")

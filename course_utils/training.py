@@ -50,6 +50,8 @@ def train(
     check_bool("progress", progress)
     warmup = steps // 10 if warmup is None else warmup
     check_int("warmup", warmup, 0, steps)
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"model must have trainable parameters, {type(model).__name__} has none")
     decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.requires_grad and p.dim() < 2]
     optimizer = torch.optim.AdamW(
@@ -60,9 +62,14 @@ def train(
     history = []
     bar = tqdm(range(steps), disable=not progress, desc="training")
     for _ in bar:
-        loss = loss_fn(model, next(batches))
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise TypeError(f"loss_fn must return a scalar tensor, got {type(loss).__name__} {getattr(loss, 'shape', '')}")
+        batch = next(batches, None)
+        if batch is None:
+            raise ValueError(f"batches ran out after {len(history)} of steps={steps} batches: pass an endless iterator "
+                             "(a generator with `while True`, or itertools.cycle)")
+        loss = loss_fn(model, batch)
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1 or not loss.requires_grad:
+            raise TypeError(f"loss_fn must return a scalar tensor computed from the model's parameters, got "
+                            f"{type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}")
         if not torch.isfinite(loss):
             raise ValueError(f"the loss is {loss.item()} at step {len(history)}: lower lr or check the data")
         optimizer.zero_grad(set_to_none=True)

@@ -5,6 +5,7 @@
     top-p        keep the fewest most likely tokens whose probability mass reaches p
 
 generate(do_sample=True) samples from softmax(warp_logits(z)); the widgets draw warp_distribution(z).
+
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 from typing import NamedTuple
 
 import torch
-from torch import nn
 
 from ._validate import check_int, check_int_tensor, check_positive, check_probability, check_tensor
 from .metrics import entropy
@@ -69,6 +69,7 @@ def warp_logits(logits: torch.Tensor, temperature: float = 1.0, top_k: int = 0, 
 
     transformers' order and switches: top_k=0 and top_p=1.0 are off; removed tokens get -inf.
     """
+    _check_logits(logits)
     check_warpers(temperature, top_k, top_p)
     if temperature != 1.0:
         logits = apply_temperature(logits, temperature)
@@ -101,16 +102,6 @@ def warp_distribution(
     return WarpedDistribution(before, after, entropy(before), entropy(after), survivors)
 
 
-@torch.no_grad()
-def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
-    """The logits z (V,) of the token after input_ids (1, T): one forward pass (a Decoder or a transformers LM)."""
-    check_int_tensor("input_ids", input_ids, ndim=2)
-    if input_ids.shape[0] != 1 or input_ids.shape[1] == 0:
-        raise ValueError(f"input_ids must hold one prompt of at least one token, shape (1, T), "
-                         f"got {tuple(input_ids.shape)}")
-    return model(input_ids).logits[0, -1].float()  # (V,)
-
-
 def ban_repeated_ngrams(ids: torch.Tensor, scores: torch.Tensor, n: int) -> torch.Tensor:
     """Scores (N, V) with -inf for every token that would repeat an n-gram of its row of ids (N, T).
 
@@ -122,6 +113,8 @@ def ban_repeated_ngrams(ids: torch.Tensor, scores: torch.Tensor, n: int) -> torc
     check_int("n", n, 0)
     if scores.shape[0] != ids.shape[0]:
         raise ValueError(f"scores must have one row per row of ids ({ids.shape[0]}), got shape {tuple(scores.shape)}")
+    if ids.numel() and ids.max() >= scores.shape[1]:
+        raise ValueError(f"ids must lie in [0, {scores.shape[1]}) (the width of scores), got {ids.max().item()}")
     if n == 0 or ids.shape[1] < n:  # no n-gram in the row yet
         return scores
     windows = ids.unfold(1, n, 1)  # (N, T - n + 1, n): every n-gram of each row

@@ -24,13 +24,13 @@ from torch import nn
 if TYPE_CHECKING:  # imported lazily inside the widget functions
     import ipywidgets
 
-from ._validate import check_choice, check_int, check_seed, check_tensor, seeded
+from ._validate import check_choice, check_finite, check_int, check_seed, check_tensor, seeded
 from .attention import MASK_KINDS, PAD_SIDES, build_mask, pad_positions, scaled_dot_product_attention
-from .data import eos_id, prompt_ids, token_labels
-from .generation import generate
+from .data import eos_id, prompt_ids, token_labels, tokenizer_size
+from .generation import generate, next_token_logits
 from .plots import attention_heatmap, mask_grid
 from .metrics import entropy  # noqa: F401  re-exported for one release (as build_mask, prompt_ids, ...)
-from .warpers import WarpedDistribution, check_warpers, next_token_logits, warp_distribution  # noqa: F401
+from .warpers import WarpedDistribution, check_warpers, warp_distribution  # noqa: F401
 
 _DESCRIPTIONS = {
     "bidirectional": "every token sees every token (BERT)",
@@ -49,6 +49,7 @@ def _check_tokens(name: str, tokens) -> None:
 def _check_qk(name: str, t, tokens: Sequence[str], d: int | None = None) -> None:
     """Raise unless t is a float tensor (len(tokens), d)."""
     check_tensor(name, t, ndim=2, floating=True)
+    check_finite(name, t)
     if t.shape[0] != len(tokens) or (d is not None and t.shape[1] != d):
         want = f"({len(tokens)}, {d if d is not None else 'd'})"
         raise ValueError(f"{name} must have shape {want} (one row per token), got {tuple(t.shape)}")
@@ -196,6 +197,9 @@ def draw_temperature_explorer(
 
     The title gives the settings, how many tokens survive the filters, and both entropies.
     """
+    if isinstance(logits, torch.Tensor) and logits.dim() == 1 and len(logits) > tokenizer_size(tokenizer):
+        raise ValueError(f"logits must have one score per token of the tokenizer ({tokenizer_size(tokenizer)}), "
+                         f"got {len(logits)}")
     dist = warp_distribution(logits, temperature, top_k, top_p)
     check_int("n_top", n_top, 1, logits.shape[0])
     top = logits.argsort(descending=True, stable=True)[:n_top]  # (n_top,) the ranking warp_distribution uses

@@ -9,19 +9,24 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.attention import KVCache, MultiHeadAttention, build_mask, causal_mask
-from course_utils.generation import DecodingConfig, generate
-from course_utils.hf import mha_from_torch
+from course_utils.attention import (
+    KVCache, LayerCache, MultiHeadAttention, build_mask, causal_mask, position_ids_from_mask,
+    scaled_dot_product_attention,
+)
+from course_utils.generation import DecodingConfig, generate, next_token_logits
+from course_utils.hf import TransformersLM, mha_from_torch
 from course_utils.layers import FeedForward, LayerNorm, TransformerLayer
 from course_utils.models import (
     Decoder, DecoderConfig, Embeddings, Encoder, EncoderConfig, EncoderDecoder, EncoderForClassification, MLMHead,
     Pooler,
 )
+from course_utils.plots import attention_heatmap, mask_grid
 from course_utils.training import train, warmup_linear
 from course_utils.warpers import apply_temperature, ban_repeated_ngrams, top_k_filter, top_p_filter, warp_logits
 
 TINY = dict(d_model=8, n_heads=2, n_layers=1, max_len=6)
 IDS = torch.tensor([[1, 2, 3]])
+NAN = torch.tensor([[0.0, float("nan")]])
 
 
 def _decoder():
@@ -97,7 +102,59 @@ CASES = [
     # conversions: what eq. (1) cannot express is refused, not converted wrongly
     (lambda: mha_from_torch(nn.MultiheadAttention(8, 2, add_bias_kv=True)), ValueError, "add_bias_kv"),
     (lambda: mha_from_torch(nn.MultiheadAttention(8, 2, add_zero_attn=True)), ValueError, "add_zero_attn"),
+    # NaN and wrong dtypes would flow through every layer: refused where they enter
+    (lambda: scaled_dot_product_attention(NAN[None], torch.zeros(1, 2, 2), torch.zeros(1, 2, 2)), ValueError,
+     "q must hold finite values"),
+    (lambda: scaled_dot_product_attention(torch.zeros(1, 3, 2), torch.zeros(1, 0, 2), torch.zeros(1, 0, 2)), ValueError,
+     "Lk >= 1"),
+    (lambda: MultiHeadAttention(8, 2)(torch.zeros(1, 3, 8, dtype=torch.float64)), TypeError, "x must have the dtype"),
+    (lambda: MultiHeadAttention(8, 2)(torch.full((1, 3, 8), float("nan"))), ValueError, "x must hold finite"),
+    (lambda: FeedForward(8)(torch.zeros(1, 3, 8, dtype=torch.float64)), TypeError, "y must have the dtype"),
+    (lambda: LayerNorm(2)(NAN), ValueError, "x must hold finite values"),
+    (lambda: _seq2seq().decode(IDS, torch.full((1, 2, 8), float("nan"))), ValueError, "encoder_hidden must hold finite"),
+    # sizes that would exhaust the memory before the first result
+    (lambda: causal_mask(10**9), ValueError, "length must be <= 32768"),
+    (lambda: build_mask("causal", 10**9), ValueError, "n_queries must be <= 32768"),
+    (lambda: MultiHeadAttention(10**9, 1), ValueError, "d_model must be <= 16384"),
+    (lambda: Encoder(100, max_len=10**9), ValueError, "max_len must be <= 131072"),
+    (lambda: generate(_decoder(), IDS, 2, num_beams=10**9), ValueError, "num_beams must be <= the vocabulary size 20"),
+    # heads, caches and helpers called directly
+    (lambda: Pooler(0), ValueError, "d_model must be >= 1"),
+    (lambda: Pooler("8"), TypeError, "d_model must be an int"),
+    (lambda: MLMHead(nn.Embedding(20, 8), "swish", 1e-12), ValueError, "activation must be one of"),
+    (lambda: MLMHead("emb", "gelu", 1e-12), TypeError, "embedding must be a torch.nn.Embedding"),
+    (lambda: Embeddings("x"), TypeError, "c must be a EncoderConfig"),
+    (lambda: _layer_cache().reorder(torch.tensor([5])), ValueError, r"index must lie in \[0, 1\)"),
+    (lambda: _layer_cache().reorder([0]), TypeError, "index must be a torch.Tensor"),
+    (lambda: position_ids_from_mask(torch.ones(2, 3, dtype=torch.long), 5, 3), ValueError, "attention_mask must have"),
+    (lambda: position_ids_from_mask("x", 1, 3), TypeError, "attention_mask must be a torch.Tensor"),
+    (lambda: next_token_logits(Encoder(20, **TINY), IDS), TypeError, "model must be a course_utils Decoder"),
+    (lambda: ban_repeated_ngrams(torch.tensor([[1, 30, 1]]), torch.zeros(1, 20), 2), ValueError, "width of scores"),
+    (lambda: warp_logits([0.0, 1.0]), TypeError, "logits must be a torch.Tensor"),
+    (lambda: warp_logits(NAN[0]), ValueError, "NaN"),
+    (lambda: generate(_seq2seq(), IDS, 2, attention_mask=torch.zeros(1, 3, dtype=torch.long)), ValueError,
+     "at least one real token in every row"),
+    (lambda: TransformersLM("x", True), TypeError, "model must be a transformers causal LM"),
+    (lambda: _train(loss_fn=lambda m, b: torch.tensor(1.0)), TypeError, "computed from the model's parameters"),
+    (lambda: train(nn.Linear(2, 1), iter([torch.ones(2)]), lambda m, b: m(b).sum(), steps=3), ValueError,
+     "batches ran out after 1 of steps=3"),
+    (lambda: train(nn.Identity(), iter(lambda: 1, None), lambda m, b: b, steps=1), ValueError,
+     "model must have trainable parameters"),
+    # plots: the figure's inputs
+    (lambda: attention_heatmap(NAN, ["a"], ["b", "c"]), ValueError, "alpha must hold finite values"),
+    (lambda: attention_heatmap(torch.zeros(1, 2), ["a"], ["b", "c"], annotate="no"), TypeError, "annotate must be a bool"),
+    (lambda: attention_heatmap(torch.zeros(1, 2), ["a"], ["b", "c"], cmap="nope"), ValueError, "cmap must be one of"),
+    (lambda: attention_heatmap(torch.zeros(1, 1), None), TypeError, "queries must be a list of str"),
+    (lambda: attention_heatmap("abc", ["a"]), TypeError, "alpha must be a tensor"),
+    (lambda: mask_grid(None, ["a"]), TypeError, "mask must be a torch.Tensor"),
+    (lambda: mask_grid(torch.ones(2, 3, dtype=torch.bool), ["a", "b"]), ValueError, "mask must have shape"),
 ]
+
+
+def _layer_cache() -> LayerCache:
+    cache = LayerCache()
+    cache.update(torch.zeros(1, 2, 2, 4), torch.zeros(1, 2, 2, 4))
+    return cache
 
 
 def _filled_cache(batch: int) -> KVCache:

@@ -103,6 +103,33 @@ def test_bad_card_requests():
         save_checkpoint(torch.nn.Linear(2, 2), checkpoints.ASSETS / "never.safetensors", {"d": 2}, {}, "", "", [])
 
 
+_CARD = {"config": {}, "recipe": {}, "wall_minutes": 0.0, "threads": 1, "final_loss": 1.0, "metrics": {}}
+_GPT = Decoder(20, d_model=8, n_heads=2, n_layers=1, max_len=8)
+
+
+@pytest.mark.parametrize("call, error, match", [  # issue 17, second audit
+    (lambda p: read_metadata(None), TypeError, "path must be a file path"),
+    (lambda p: load_tiny_bert(5), TypeError, "path must be a file path"),
+    (lambda p: read_metadata(p.parent), ValueError, "path must be a file, got the directory"),
+    (lambda p: load_tiny_gpt(p.parent), ValueError, "path must be a file, got the directory"),
+    (lambda p: load_checkpoint(TINY_GPT_PATH, dict, Decoder.from_config, "gpt"), TypeError,
+     "config_class must be a model Config dataclass"),
+    (lambda p: load_checkpoint(TINY_GPT_PATH, DecoderConfig, None, "gpt"), TypeError, "build must be a callable"),
+    (lambda p: save_checkpoint("x", p, _GPT.config, _CARD, "t", "gpt", [1.0]), TypeError, "model must be a torch.nn"),
+    (lambda p: save_checkpoint(_GPT, p, _GPT.config, {}, "t", "gpt", [1.0]), ValueError,
+     r"card must hold .*missing \['config'"),
+    (lambda p: save_checkpoint(_GPT, p, _GPT.config, None, "t", "gpt", [1.0]), TypeError, "card must be a dict"),
+    (lambda p: save_checkpoint(_GPT, p.parent / "missing" / "x.safetensors", _GPT.config, _CARD, "t", "gpt", [1.0]),
+     ValueError, "out must be a file path in an existing folder"),
+    (lambda p: save_checkpoint(_GPT, None, _GPT.config, _CARD, "t", "gpt", [1.0]), TypeError, "out must be a file"),
+    (lambda p: save_checkpoint(_GPT, p, _GPT.config, _CARD, "t", "gpt", None), TypeError, "history must be a list"),
+])
+def test_bad_input_raises_before_anything_is_written(tmp_path, call, error, match):
+    with pytest.raises(error, match=match):
+        call(tmp_path / "x.safetensors")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_old_import_path_still_works():
     from course_utils import pretrain
 

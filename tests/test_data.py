@@ -199,6 +199,18 @@ def test_token_labels_refuse_an_id_outside_the_vocabulary():
     (lambda: data.token_labels(load_bpe(), [1.5]), TypeError, r"ids\[0\] must be an int"),
     (lambda: data.token_labels(load_bpe(), torch.tensor([-1])), ValueError, r"ids must lie in \[0, 8000\)"),
     (lambda: data.token_labels(load_bpe(), torch.tensor([[1]])), ValueError, "ids must have 1 dimensions"),
+    # issue 17, second audit
+    (lambda: parse_play("", "a", "comedies"), ValueError, "markdown must hold a play"),
+    (lambda: parse_play("# T\n", "a", "poems"), ValueError, "genre must be one of"),
+    (lambda: data.train_wordpiece([], 100), ValueError, "texts must hold at least one non-empty text"),
+    (lambda: data.train_bpe([""], 100), ValueError, "texts must hold at least one non-empty text"),
+    (lambda: data.train_bpe(5, 100), TypeError, "texts must be a list of str"),
+    (lambda: data.train_bpe(["a b"], 10**9), ValueError, "vocab_size must be <= 1048576"),
+    (lambda: data.eos_id(None), TypeError, "tokenizer must be a tokenizers.Tokenizer .* or a transformers tokenizer"),
+    (lambda: data.eos_id("x"), TypeError, "tokenizer must be a tokenizers.Tokenizer"),
+    (lambda: data.prompt_ids(None, "hi"), TypeError, "tokenizer must be"),
+    (lambda: data.token_labels(None, [1]), TypeError, "tokenizer must be"),
+    (lambda: data.token_labels(load_bpe(), 5), TypeError, "ids must be a list of int ids or a 1-D tensor"),
 ])
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from course_utils.data import BPE_SPECIAL_TOKENS, load_bpe
+from course_utils.data import BPE_SPECIAL_TOKENS, load_bpe, load_play
 from course_utils.datasets import (
-    BART_NOISE, bart_documents, bert_documents, collate, encode, gpt_batches, gpt_stream, noisy_batch, nsp_dataset,
+    BART_NOISE, Passage, bart_documents, bert_documents, collate, encode, gpt_batches, gpt_stream, noisy_batch,
+    nsp_dataset, play_passages,
 )
 from course_utils.objectives import IGNORE_INDEX, NSPInstance
 
@@ -85,6 +86,25 @@ _G = torch.Generator().manual_seed(0)
     (lambda: noisy_batch([torch.tensor([0, 9, 2])], dict(BART_NOISE, poisson_lambda=1e-6), _G), ValueError,
      "poisson_lambda must be in"),
     (lambda: noisy_batch([torch.tensor([0, 9, 2])], dict(BART_NOISE, mask_ratio=2), _G), ValueError, "mask_ratio"),
+    # issue 17, second audit
+    (lambda: bert_documents("test", "x"), TypeError, r"tokenizer must be a tokenizers.Tokenizer .* or None, got str"),
+    (lambda: nsp_dataset([], max_seq_length=32, dupe_factor=1, seed=0), ValueError,
+     "documents must hold at least one document"),
+    (lambda: nsp_dataset([[[5]]], max_seq_length=32, dupe_factor=1, seed=0, tokenizer="x"), TypeError,
+     "tokenizer must be a tokenizers.Tokenizer"),
+    (lambda: gpt_batches(_STREAM, 10**9, 16, _G), ValueError, "batch_size must be <= 65536"),
+    (lambda: noisy_batch([torch.ones(2, 3, dtype=torch.long)], BART_NOISE, _G), ValueError,
+     r"chunks\[0\] must have 1 dimensions"),
+    (lambda: noisy_batch([torch.tensor([0, 9, 2]).float()], BART_NOISE, _G), TypeError,
+     r"chunks\[0\] must be an integer tensor"),
+    (lambda: noisy_batch([torch.tensor([0, 9000, 2])], BART_NOISE, _G), ValueError,
+     r"chunks\[0\] must lie in \[0, 8000\)"),
+    (lambda: noisy_batch([torch.tensor([0, 9, 2], dtype=torch.int32)], BART_NOISE, _G), TypeError,
+     r"chunks\[0\] must be a LongTensor"),
+    (lambda: noisy_batch([torch.tensor([0, 9, 2])], BART_NOISE, "g"), TypeError, "generator must be a torch.Generator"),
+    (lambda: play_passages(load_play("hamlet"), tokenizer="x"), TypeError, "tokenizer must be a tokenizers.Tokenizer"),
+    (lambda: encode([Passage("p", "comedies", "t", (5, 6))], tokenizer="x"), TypeError,
+     "tokenizer must be a transformers tokenizer or None"),
 ])
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):

@@ -83,6 +83,7 @@ def test_the_old_import_path_still_works():
     (lambda: decode_iso(torch.zeros(2, 3, dtype=torch.long)), ValueError, "ids must have 1 dimensions"),
     (lambda: decode_iso("1999"), TypeError, "ids must be a 1-D sequence of integer ids"),
     (lambda: decode_iso(7), TypeError, "ids must be a 1-D sequence of integer ids"),
+    (lambda: date_pairs(10**9, seed=0), ValueError, "n must be <= 1000000"),  # issue 17: a billion pairs hung
 ])
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):

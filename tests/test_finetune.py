@@ -10,6 +10,7 @@ from course_utils import finetune as ft
 from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert
 from course_utils.data import GENRES, SPLIT_NAMES, Play, Scene, Speech, load_play, load_wordpiece, play_names
 from course_utils.metrics import confusion_matrix
+from course_utils.models import Encoder, EncoderForClassification
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +185,8 @@ def test_the_old_import_paths_still_work():
 
 def test_bad_input_raises_errors_that_name_the_argument(train_32, tmp_path):
     model = ft.tiny_bert_classifier(seed=0)
+    two_labels = EncoderForClassification(Encoder(8000, d_model=8, n_heads=2, n_layers=1, max_len=64), 2)
+    small_vocab = EncoderForClassification(Encoder(100, d_model=8, n_heads=2, n_layers=1, max_len=64), 6)
     (tmp_path / "results.json").write_text("{not json")
     (tmp_path / "binary.json").write_bytes(b"\xff\xfe\x00")
     cases = [
@@ -213,7 +216,6 @@ def test_bad_input_raises_errors_that_name_the_argument(train_32, tmp_path):
         (lambda: ft.recipe("scratch", 0), ValueError, "budget must be >= 1"),
         (lambda: ft.run("gpt2", 32), ValueError, "model must be one of"),
         (lambda: ft.run("scratch", 32, seed=-1), ValueError, "seed must be >= 0"),
-        (lambda: ft.run("scratch", 32, eval_passages=[]), ValueError, "passages must not be empty"),
         (lambda: ft.run("scratch", 32, cache=[]), TypeError, "cache must be a dict or None"),
         (lambda: ft.learning_curve(models=["bert"]), ValueError, "models must be one of"),
         (lambda: ft.learning_curve(budgets=[0]), ValueError, "budgets must be >= 1"),
@@ -229,6 +231,20 @@ def test_bad_input_raises_errors_that_name_the_argument(train_32, tmp_path):
         (lambda: ft.load_results(tmp_path / "missing.json"), FileNotFoundError, "python -m course_utils.finetune"),
         (lambda: ft.load_results(tmp_path / "results.json"), ValueError, r"results\.json is not a learning curve"),
         (lambda: ft.load_results(tmp_path / "binary.json"), ValueError, r"binary\.json is not a learning curve"),
+        # issue 17, second audit
+        (lambda: ft.fine_tune(model, train_32, steps=1, lr=1e-3, tokenizer="x"), TypeError,
+         "tokenizer must be a transformers tokenizer or None"),
+        (lambda: ft.fine_tune(two_labels, train_32, steps=1, lr=1e-3), ValueError,
+         "model must classify the 6 genres of the passages .*n_labels=2"),
+        (lambda: ft.fine_tune(small_vocab, train_32, steps=1, lr=1e-3), ValueError,
+         r"passages hold WordPiece ids up to \d+, beyond the model's vocabulary \(model vocab_size=100\)"),
+        (lambda: ft.predict(small_vocab, train_32), ValueError, "beyond the model's vocabulary"),
+        (lambda: ft.run("scratch", 32, eval_passages=[]), ValueError, "eval_passages must not be empty"),
+        (lambda: ft.summarise(None), TypeError, "runs must be a list"),
+        (lambda: ft.learning_curve(budgets=5), TypeError, "budgets must be a list"),
+        (lambda: ft.learning_curve(models="pretrained"), TypeError, "models must be a list"),
+        (lambda: ft.load_results(None), TypeError, "path must be a file path"),
+        (lambda: ft.load_results(tmp_path), ValueError, "path must be a file, got the directory"),
     ]
     for call, error, match in cases:
         with pytest.raises(error, match=match):

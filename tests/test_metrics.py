@@ -9,7 +9,7 @@ from course_utils import set_seed
 from course_utils.metrics import (
     bigram_perplexity, common_subsequence, confusion_matrix, edit_distance, entropy, perplexity,
 )
-from course_utils.models import Decoder
+from course_utils.models import Decoder, Encoder
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,14 @@ _LONG = torch.tensor([0, 1, 0, 1, 0, 2])
      "n_labels must be >= 1"),
     (lambda m: entropy(torch.tensor([0.5, float("nan")])), ValueError, "probs must hold finite values"),
     (lambda m: entropy(torch.tensor([1, 0])), TypeError, "probs must be a floating-point tensor"),
+    # issue 17, second audit
+    (lambda m: entropy(torch.tensor([-0.5, 1.5])), ValueError, r"probs must be a distribution .*minimum -0.5"),
+    (lambda m: entropy(torch.tensor([0.9, 0.9])), ValueError, r"probs must be a distribution .*sum 1.8"),
+    (lambda m: entropy(torch.tensor([])), ValueError, "probs must be a distribution .*got 0 entries"),
+    (lambda m: perplexity(Encoder(50, d_model=16, n_heads=2, n_layers=1, max_len=8), torch.arange(20)), TypeError,
+     "model must be a causal language model"),
+    (lambda m: bigram_perplexity(_LONG, _LONG, 10**9, 0.5), ValueError, "vocab_size must be <= 1048576"),
+    (lambda m: confusion_matrix(torch.tensor([0]), torch.tensor([0]), 10**9), ValueError, "n_labels must be <= 4096"),
 ])
 def test_bad_input_raises(toy_lm, call, error, match):
     with pytest.raises(error, match=match):

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from course_utils import noising
+from course_utils.models import Decoder, EncoderDecoder
 from course_utils.noising import (
     cut_to_budget, denoising_loss, document_rotation, draw_span_lengths, poisson_pmf, poisson_span_lengths,
     rotation_offset, sentence_bounds, sentence_permutation, shift_tokens_right, subword_positions, text_infilling,
@@ -165,6 +166,11 @@ def test_ratio_zero_is_the_identity():
     assert torch.equal(token_deletion(document, ratio=0.0), document)
 
 
+_S2S = EncoderDecoder(20, d_model=8, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, max_len=8)
+_S2S_BATCH = {"input_ids": torch.tensor([[0, 5, 2], [0, 6, 2]]), "attention_mask": torch.ones(2, 3, dtype=torch.long),
+              "labels": torch.tensor([[0, 5, 7, 2], [0, 6, 8, 2]])}
+
+
 def _g(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
@@ -203,6 +209,22 @@ def _g(seed: int = 0) -> torch.Generator:
     (lambda: denoising_loss(None, {"input_ids": torch.ones(1, 2, dtype=torch.long)}), ValueError,
      r"batch must hold input_ids, attention_mask and labels .*missing \['attention_mask', 'labels'\]"),
     (lambda: denoising_loss(None, [1, 2]), TypeError, "batch must be a dict"),
+    # issue 17, second audit
+    (lambda: draw_span_lengths(10**9, 3.0), ValueError, "num_to_mask must be <= 1048576"),
+    (lambda: subword_positions(10**9, 0.1), ValueError, "length must be <= 1048576"),
+    (lambda: shift_tokens_right(torch.tensor([[5, -5, 2]]), 1, 2), ValueError,
+     r"labels must hold ids >= 0 or -100 \(ignored\), got \[-5\]"),
+    (lambda: denoising_loss("x", _S2S_BATCH), TypeError, "model must be an EncoderDecoder"),
+    (lambda: denoising_loss(Decoder(20, d_model=8, n_heads=2, n_layers=1, max_len=8), _S2S_BATCH), TypeError,
+     "model must be an EncoderDecoder"),
+    (lambda: denoising_loss(_S2S, dict(_S2S_BATCH, labels=torch.tensor([[0, 5, 2]]))), ValueError,
+     r"batch\['labels'\] must hold one row per source row \(2\)"),
+    (lambda: denoising_loss(_S2S, dict(_S2S_BATCH, labels=torch.tensor([[0, 50, 7, 2], [0, 6, 8, 2]]))), ValueError,
+     r"batch\['labels'\] must lie in \[-100, 20\)"),
+    (lambda: denoising_loss(_S2S, dict(_S2S_BATCH, labels=torch.full((2, 4), -100))), ValueError,
+     r"batch\['labels'\] must hold .*at least one not ignored"),
+    (lambda: denoising_loss(_S2S, dict(_S2S_BATCH, input_ids=torch.tensor([[0, 25, 2], [0, 6, 2]]))), ValueError,
+     r"batch\['input_ids'\] must lie in \[0, 20\)"),
 ])
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):

@@ -6,6 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from course_utils.datasets import collate
+from course_utils.models import Decoder, Encoder, EncoderForPreTraining
 from course_utils.objectives import (
     IGNORE_INDEX, IS_NEXT, IS_RANDOM, NSPInstance, SkipGram, bert_masking, build_vocab, keep_probability, lm_loss,
     mask_tokens, mlm_nsp_loss, nsp_instances, sample_negatives, sgns_loss, skipgram_pairs, truncate_seq_pair,
@@ -231,6 +233,10 @@ def test_the_old_import_path_of_the_losses_still_works():
 
 
 _IDS = torch.ones(2, 3, dtype=torch.long)
+_GPT = Decoder(20, d_model=8, n_heads=2, n_layers=1, max_len=8)
+_BERT = EncoderForPreTraining(Encoder(20, d_model=8, n_heads=2, n_layers=1, max_len=8))
+_NSP_BATCH = collate([NSPInstance([2, 5, 6, 3, 7, 8, 3], [0, 0, 0, 0, 1, 1, 1], 0),
+                      NSPInstance([2, 9, 3, 10, 3], [0, 0, 0, 1, 1], 1)])
 
 
 @pytest.mark.parametrize("call, error, match", [
@@ -270,9 +276,68 @@ _IDS = torch.ones(2, 3, dtype=torch.long)
     (lambda: nsp_instances([[[1]]], 0, cls_id=2, sep_id=3, rng=None), TypeError, "rng must be a random.Random"),
     (lambda: nsp_instances([[[1]]], 0, cls_id=-2, sep_id=3, rng=random.Random(0)), ValueError, "cls_id must be >= 0"),
     (lambda: mlm_nsp_loss(None, {"input_ids": _IDS}), ValueError, r"batch must hold .*missing \['attention_mask'"),
-    (lambda: lm_loss(None, torch.ones(2, 1, dtype=torch.long)), ValueError, "batch must hold windows of at least 2"),
-    (lambda: lm_loss(None, torch.ones(2, 5)), TypeError, "batch must be an integer tensor"),
+    (lambda: lm_loss(_GPT, torch.ones(2, 1, dtype=torch.long)), ValueError, "batch must hold windows of at least 2"),
+    (lambda: lm_loss(_GPT, torch.ones(2, 5)), TypeError, "batch must be an integer tensor"),
+    # issue 17, second audit
+    (lambda: build_vocab([], 1), ValueError, "sentences must hold a word that occurs at least min_count=1"),
+    (lambda: keep_probability(torch.zeros(3)), ValueError, "counts must hold at least one positive count"),
+    (lambda: keep_probability(torch.tensor([1.0, float("nan")])), ValueError, "counts must hold finite values"),
+    (lambda: skipgram_pairs(torch.tensor([0, 1]), torch.ones(3), window=10**9), ValueError, "window must be <= 10000"),
+    (lambda: skipgram_pairs(torch.tensor([0, 1]), torch.tensor([1.0, -0.5, 1.0])), ValueError,
+     "keep must hold probabilities >= 0"),
+    (lambda: skipgram_pairs(torch.tensor([0, 1]), torch.ones(3), generator="g"), TypeError,
+     "generator must be a torch.Generator"),
+    (lambda: skipgram_pairs(5, torch.ones(3)), TypeError, "sentences must be a 1-D tensor of ids or a list"),
+    (lambda: sample_negatives(torch.tensor([9]), torch.ones(4)), ValueError, r"targets must lie in \[0, 4\)"),
+    (lambda: sample_negatives(torch.tensor([1]), torch.tensor([0, 5, 3]), power=-0.75), ValueError,
+     "power must be >= 0 when counts hold a zero"),
+    (lambda: sample_negatives(torch.tensor([1]), torch.ones(4), k=10**9), ValueError, "k must be <= 1000"),
+    (lambda: sample_negatives(torch.tensor([1]), torch.ones(4), generator="g"), TypeError, "generator must be a"),
+    (lambda: SkipGram(10**9), ValueError, "vocab_size must be <= 1048576"),
+    (lambda: sgns_loss(SkipGram(5, 4), _IDS[0], _IDS[0], _IDS + 40, _IDS.bool()), ValueError,
+     r"negatives must lie in \[0, 5\)"),
+    (lambda: sgns_loss(SkipGram(5, 4), _IDS[0] + 40, _IDS[0], _IDS, _IDS.bool()), ValueError,
+     r"centers must lie in \[0, 5\)"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4, vocab_size=10, special_token_ids=None), TypeError,
+     "special_token_ids must be a list of ints"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4, vocab_size=10, special_token_ids=[4, 2.5]), TypeError,
+     r"special_token_ids\[1\] must be an int"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4, vocab_size=10, special_token_ids=[4, 50]), ValueError,
+     r"special_token_ids\[1\] must be <= 9, got 50"),
+    (lambda: mask_tokens(_IDS, mask_token_id=4, vocab_size=10, special_token_ids=SPECIALS, generator="g"), TypeError,
+     "generator must be a torch.Generator"),
+    (lambda: nsp_instances("abc", 0, cls_id=2, sep_id=3, rng=random.Random(0)), TypeError,
+     "documents must be a list of documents"),
+    (lambda: nsp_instances([[[5.5, 6]], [[7]]], 0, cls_id=2, sep_id=3, rng=random.Random(0)), TypeError,
+     r"documents\[0\] must be a list of segments \(lists of int token ids >= 0\)"),
+    (lambda: mlm_nsp_loss("x", _NSP_BATCH), TypeError, "model must be an EncoderForPreTraining"),
+    (lambda: mlm_nsp_loss(_BERT, dict(_NSP_BATCH, next_sentence_label=torch.tensor([0, 5]))), ValueError,
+     r"batch\['next_sentence_label'\] must lie in \[0, 2\)"),
+    (lambda: mlm_nsp_loss(_BERT, dict(_NSP_BATCH, next_sentence_label=torch.tensor([0, 1, 1]))), ValueError,
+     r"batch\['next_sentence_label'\] must hold one label per row"),
+    (lambda: mlm_nsp_loss(_BERT, dict(_NSP_BATCH, token_type_ids=torch.zeros(1, 7, dtype=torch.long))), ValueError,
+     r"batch\['token_type_ids'\] must have the shape \(2, 7\)"),
+    (lambda: mlm_nsp_loss(_BERT, dict(_NSP_BATCH, input_ids=_NSP_BATCH["input_ids"] + 30)), ValueError,
+     r"batch\['input_ids'\] must lie in \[0, 20\)"),
+    (lambda: lm_loss(_BERT.encoder, _IDS), TypeError, "model must be a language model"),
+    (lambda: lm_loss(_GPT, torch.tensor([[1, 2, 30]])), ValueError, r"batch must lie in \[0, 20\)"),
+    (lambda: lm_loss(_GPT, torch.ones(1, 10, dtype=torch.long)), ValueError, r"at most max_len \+ 1 = 9 tokens"),
 ])
 def test_bad_input_raises(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_valid_edge_cases_of_the_second_audit():
+    """Issue 17: no sentences -> two empty long tensors; a batch with no token drawn for MLM -> the NSP loss alone."""
+    centers, contexts = skipgram_pairs([], torch.ones(3))
+    assert centers.dtype == contexts.dtype == torch.long and centers.numel() == contexts.numel() == 0
+    centers, _ = skipgram_pairs(torch.arange(6), torch.ones(6), 10_000, torch.Generator().manual_seed(0))
+    assert len(centers) == 30  # a radius beyond the sentence: every pair of it, at once
+    torch.manual_seed(0)
+    one_row = collate([NSPInstance([2, 9, 3, 10, 3], [0, 0, 0, 1, 1], 1)])
+    _BERT.eval()
+    loss = mlm_nsp_loss(_BERT, one_row, torch.Generator().manual_seed(1))  # seed 1: no token selected
+    out = _BERT.encoder(one_row["input_ids"], one_row["token_type_ids"], one_row["attention_mask"])
+    nsp = F.cross_entropy(_BERT.nsp(_BERT.pooler(out.last_hidden_state)), one_row["next_sentence_label"])
+    assert torch.isfinite(loss) and torch.equal(loss, nsp)

@@ -133,6 +133,10 @@ def test_evaluation_refuses_bad_arguments_before_loading_a_split():
         (lambda: evaluate_bart(bart, num_beams=0), ValueError, "num_beams must be >= 1"),
         (lambda: evaluate_bart(bart, no_repeat_ngram_size=-1), ValueError, "no_repeat_ngram_size must be >= 0"),
         (lambda: evaluate_bart(bart, "dev"), ValueError, "split must be one of"),
+        # issue 17, second audit: a vocabulary that is not the shipped tokenizer's, said up front
+        (lambda: evaluate_bert(bert), ValueError, r"model must read the shipped WordPiece .*8000 ids.*vocab_size=50"),
+        (lambda: evaluate_gpt(gpt), ValueError, r"model must read the shipped BPE .*'s 8000 ids.*vocab_size=50"),
+        (lambda: evaluate_bart(bart), ValueError, r"model must read the shipped BPE .*vocab_size=50"),
     ]
     start = time.perf_counter()
     for call, error, match in cases:

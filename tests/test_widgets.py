@@ -205,7 +205,8 @@ from course_utils.generation import apply_temperature, generate, top_k_filter, t
 from course_utils.models import Decoder  # noqa: E402
 from course_utils.data import prompt_ids, token_labels  # noqa: E402
 from course_utils.metrics import entropy  # noqa: E402
-from course_utils.warpers import next_token_logits, warp_distribution  # noqa: E402
+from course_utils.generation import next_token_logits  # noqa: E402
+from course_utils.warpers import warp_distribution  # noqa: E402
 from course_utils.widgets import (  # noqa: E402
     draw_temperature_explorer, figure_png, sample_continuations, temperature_explorer,
 )

@@ -7,11 +7,13 @@ from dataclasses import asdict, fields
 import torch
 from torch import nn
 
-from .._validate import check_bool, check_choice, check_instance, check_int, check_positive, check_probability, check_tensor
+from .._validate import MAX_WIDTH, check_bool, check_choice, check_instance, check_int, check_positive, check_probability, check_tensor
 from ..attention import KVCache, padding_mask
 from ..layers import ACTIVATIONS
 
 TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
+# The largest sizes a config may ask for: beyond them a laptop runs out of memory before the first forward pass.
+LIMITS = dict(vocab_size=2**20, d_model=MAX_WIDTH, d_ff=4 * MAX_WIDTH, max_len=2**17, type_vocab_size=2**10)
 
 
 def check_config(c) -> None:
@@ -31,7 +33,7 @@ def check_config(c) -> None:
             if not 0 <= value < c.vocab_size:
                 raise ValueError(f"{f.name} must lie in [0, vocab_size={c.vocab_size}), got {value}")
         elif not (f.name == "d_ff" and value is None):
-            check_int(f.name, value, 1)
+            check_int(f.name, value, 1, LIMITS.get(f.name, 1024))  # n_heads and the layer counts: at most 1024
     if c.d_model % c.n_heads:
         raise ValueError(f"d_model ({c.d_model}) must be divisible by n_heads ({c.n_heads})")
 

@@ -12,7 +12,10 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._validate import check_ids, check_instance, check_int, check_last_dim, check_probability, check_tensor
+from .._validate import (
+    MAX_WIDTH, check_choice, check_ids, check_instance, check_int, check_last_dim, check_positive, check_probability,
+    check_tensor,
+)
 from ..layers import ACTIVATIONS, LayerNorm, TransformerLayer
 from ._common import Configured, check_config, init_bert_weights, key_mask
 
@@ -41,6 +44,7 @@ class Embeddings(nn.Module):
 
     def __init__(self, c: EncoderConfig):
         super().__init__()
+        check_instance("c", c, EncoderConfig)
         self.config = c
         self.tok = nn.Embedding(c.vocab_size, c.d_model)
         self.pos = nn.Embedding(c.max_len, c.d_model)
@@ -114,6 +118,7 @@ class Pooler(nn.Module):
 
     def __init__(self, d_model: int):
         super().__init__()
+        check_int("d_model", d_model, 1, MAX_WIDTH)
         self.dense = nn.Linear(d_model, d_model)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -130,6 +135,9 @@ class MLMHead(nn.Module):
 
     def __init__(self, embedding: nn.Embedding, activation: str, eps: float):
         super().__init__()
+        check_instance("embedding", embedding, nn.Embedding, "torch.nn.Embedding (the input token embedding)")
+        check_choice("activation", activation, ACTIVATIONS)
+        check_positive("eps", eps)
         d_model = embedding.embedding_dim
         self.dense = nn.Linear(d_model, d_model)
         self.activation = activation

@@ -8,7 +8,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._validate import check_ids, check_tensor
+from .._validate import check_finite, check_ids, check_tensor
 from ..attention import KVCache, LayerCache, MultiHeadAttention, causal_mask
 from ..layers import FeedForward, LayerNorm, TransformerLayer
 from ._common import Configured, check_cache, check_config, init_bert_weights, key_mask
@@ -157,7 +157,7 @@ class EncoderDecoder(Configured):
     ) -> Seq2SeqOutput:
         """encode the source (B, L_enc), then decode the whole target (B, L_dec) at once (teacher forcing)."""
         self._source_mask(input_ids, attention_mask)  # check every input before any work
-        h_shape = torch.empty(*input_ids.shape, self.config.d_model)  # the shape h^enc will have, no values
+        h_shape = torch.zeros(*input_ids.shape, self.config.d_model)  # the shape h^enc will have
         self._target_masks(decoder_input_ids, h_shape, attention_mask, decoder_attention_mask, None)
         h = self.encode(input_ids, attention_mask)  # (B, L_enc, d_model)
         return self.decode(decoder_input_ids, h, attention_mask, decoder_attention_mask=decoder_attention_mask)
@@ -187,6 +187,8 @@ class EncoderDecoder(Configured):
         if L == 0:
             raise ValueError(f"decoder_input_ids must hold at least one token, got shape {(B, L)}")
         past = check_cache(cache, B)
+        if cache is None or not cache.layers or cache.layers[0].cross is None:  # h^enc is read at the first step only
+            check_finite("encoder_hidden", encoder_hidden)
         if past + L > c.max_len:
             raise ValueError(f"decoder_input_ids of {L} tokens + {past} cached exceeds max_len={c.max_len}")
         cross_mask = key_mask("encoder_attention_mask", encoder_attention_mask, source_shape)  # (B, 1, 1, L_enc)
