@@ -1,7 +1,6 @@
 """BART's noising functions: the rules of fairseq's DenoisingDataset (SPECS.md section 4), checked by statistics."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -233,12 +232,10 @@ def test_bad_input_raises(call, error, match):
 
 def test_a_tiny_poisson_lambda_is_refused_at_once_instead_of_hanging():
     """Issue 17: poisson_lambda=1e-6 never returned (each round of draws adds ~num_to_mask * 1e-6 words)."""
-    start = time.perf_counter()
     for call in (lambda: poisson_span_lengths(10, 1e-6, _g()),
                  lambda: text_infilling(_document(40), MASK, poisson_lambda=1e-6)):
         with pytest.raises(ValueError, match=r"poisson_lambda must be in \[0.01"):
             call()
-    assert time.perf_counter() - start < 1.0
     assert int(poisson_span_lengths(1, 0.01, _g(3)).sum()) == 1  # the smallest lambda accepted ends (~100 rounds)
 
 
