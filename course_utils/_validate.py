@@ -80,6 +80,13 @@ def check_choice(name: str, value, choices: Iterable) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+def check_strings(name: str, value, *, nonempty: bool = False, what: str = "") -> None:
+    """Raise TypeError unless `value` is a list (or tuple) of str, and non-empty when asked (`what` says what each is)."""
+    if not isinstance(value, (list, tuple)) or (nonempty and not value) or not all(isinstance(t, str) for t in value):
+        kind = f"{'a non-empty' if nonempty else 'a'} list of str{f' ({what})' if what else ''}"
+        raise TypeError(f"{name} must be {kind}, got {value!r:.60}")
+
+
 def check_tensor(name: str, x, *, ndim: int | None = None, ndim_min: int = 0, floating: bool = False) -> None:
     """Raise TypeError / ValueError unless `x` is a tensor of the expected rank (and float dtype)."""
     if not isinstance(x, torch.Tensor):

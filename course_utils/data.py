@@ -19,7 +19,7 @@ from typing import Sequence
 
 import torch
 
-from ._validate import check_choice, check_instance, check_int, check_int_tensor, check_tensor
+from ._validate import check_choice, check_instance, check_int, check_int_tensor, check_strings, check_tensor
 from .dates import (  # noqa: F401  re-exported for one release: moved to course_utils.dates
     DATE_BOS, DATE_EOS, DATE_PAD, DATE_SOURCE_VOCAB, DATE_SPECIALS, DATE_TARGET_VOCAB, MONTHS, ORDINALS, date_pairs,
     date_split, decode_iso, encode_dates, spell_date,
@@ -221,8 +221,7 @@ def train_bpe(texts: list[str], vocab_size: int = 8000):
 
 
 def _check_texts(texts, vocab_size: int) -> None:
-    if not isinstance(texts, (list, tuple)) or not all(isinstance(t, str) for t in texts):
-        raise TypeError(f"texts must be a list of str, got {texts!r:.60}")
+    check_strings("texts", texts)
     if not any(texts):
         raise ValueError(f"texts must hold at least one non-empty text to train on, got {texts!r:.60}")
     check_int("vocab_size", vocab_size, len(SPECIAL_TOKENS) + 1, 2**20)

@@ -7,7 +7,7 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import torch
 
-from ._validate import check_bool, check_choice, check_finite, check_instance, check_tensor
+from ._validate import check_bool, check_choice, check_finite, check_instance, check_strings, check_tensor
 
 
 def attention_heatmap(
@@ -21,9 +21,9 @@ def attention_heatmap(
     cmap: str = "Blues",
 ) -> plt.Axes:
     """Draw attention weights alpha (Lq, Lk) with a row per query token and a column per key token."""
-    _check_labels("queries", queries)
+    check_strings("queries", queries, what="one label per token")
     keys = list(queries) if keys is None else keys
-    _check_labels("keys", keys)
+    check_strings("keys", keys, what="one label per token")
     if not isinstance(alpha, torch.Tensor):
         try:
             alpha = torch.as_tensor(alpha)
@@ -76,9 +76,3 @@ def mask_grid(
         raise ValueError(f"mask must have shape (len(queries), len(keys)) = ({len(queries)}, {n_keys}), "
                          f"got {tuple(mask.shape)}")
     return attention_heatmap(mask.float(), queries, keys, ax=ax, title=title, cmap="Greys")
-
-
-def _check_labels(name: str, labels) -> None:
-    """Raise TypeError unless labels is a list (or tuple) of str, one per row or column."""
-    if not isinstance(labels, (list, tuple)) or not all(isinstance(t, str) for t in labels):
-        raise TypeError(f"{name} must be a list of str (one label per token), got {labels!r:.60}")

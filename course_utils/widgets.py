@@ -24,7 +24,7 @@ from torch import nn
 if TYPE_CHECKING:  # imported lazily inside the widget functions
     import ipywidgets
 
-from ._validate import check_choice, check_finite, check_int, check_seed, check_tensor, seeded
+from ._validate import check_choice, check_finite, check_int, check_seed, check_strings, check_tensor, seeded
 from .attention import MASK_KINDS, PAD_SIDES, build_mask, pad_positions, scaled_dot_product_attention
 from .data import eos_id, prompt_ids, token_labels, tokenizer_size
 from .generation import generate, next_token_logits
@@ -38,12 +38,6 @@ _DESCRIPTIONS = {
     "padding": "nobody sees the padded keys",
     "cross": "decoder queries see every real encoder key",
 }
-
-
-def _check_tokens(name: str, tokens) -> None:
-    """Raise TypeError unless tokens is a non-empty list (or tuple) of str."""
-    if not isinstance(tokens, (list, tuple)) or not tokens or not all(isinstance(t, str) for t in tokens):
-        raise TypeError(f"{name} must be a non-empty list of str (one label per token), got {tokens!r}")
 
 
 def _check_qk(name: str, t, tokens: Sequence[str], d: int | None = None) -> None:
@@ -76,12 +70,12 @@ def draw_mask_explorer(
     Padded positions are labelled in red.
     """
     check_choice("kind", kind, MASK_KINDS)
-    _check_tokens("tokens", tokens)
+    check_strings("tokens", tokens, nonempty=True, what="one label per token")
     cross = kind == "cross"
     if cross and source_tokens is None:
         raise ValueError("kind='cross' needs source_tokens (the encoder-side sentence), got None")
     if source_tokens is not None:
-        _check_tokens("source_tokens", source_tokens)
+        check_strings("source_tokens", source_tokens, nonempty=True, what="one label per token")
     keys_all = list(source_tokens) if cross else list(tokens)
     n_queries = len(tokens) if n_queries is None else n_queries
     check_int("n_queries", n_queries, 1, len(tokens))

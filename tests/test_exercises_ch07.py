@@ -205,7 +205,7 @@ def test_shift_and_mask_references_match_transformers_and_the_model():
         assert torch.equal(ch07.shift_tokens_right(labels, pad, start), bart_shift_tokens_right(labels, pad, start))
     model = EncoderDecoder(20, d_model=8, n_heads=2, n_encoder_layers=1, n_decoder_layers=1, max_len=8)
     m = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
-    self_mask_of_model, _, _ = model._target_masks(torch.full((2, 5), 5), torch.zeros(2, 3, 8), None, m, None)
+    self_mask_of_model, _, _ = model._target_masks(torch.full((2, 5), 5), (2, 3), None, m, None)
     assert torch.equal(ch07.decoder_self_mask(m), self_mask_of_model)
     assert ch07.decoder_self_mask(m).shape == (2, 1, 5, 5) and DATE_PAD == 1  # the chapter's pad id
 

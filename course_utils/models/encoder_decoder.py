@@ -115,7 +115,10 @@ class EncoderDecoder(Configured):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """h^enc (B, L_enc, d_model) of a source input_ids (B, L_enc); attention_mask (B, L_enc), 0 = padding."""
-        mask = self._source_mask(input_ids, attention_mask)  # (B, 1, 1, L_enc) or None
+        return self._encode(input_ids, self._source_mask(input_ids, attention_mask))
+
+    def _encode(self, input_ids: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The encoder stack on checked ids; mask (B, 1, 1, L_enc) hides the source's padding."""
         x = self._embed(input_ids, self.enc_pos, self.enc_norm)  # (B, L_enc, d_model)
         for layer in self.encoder_layers:
             x, _ = layer(x, mask=mask)
@@ -135,9 +138,13 @@ class EncoderDecoder(Configured):
         encoder_hidden is h^enc (B, L_enc, d_model) from `encode`; decoder_attention_mask (B, T_past + L) covers
         the cached keys too. With a cache the cross-attention keys and values of h^enc are computed once.
         """
-        self_mask, cross_mask, past = self._target_masks(
-            decoder_input_ids, encoder_hidden, encoder_attention_mask, decoder_attention_mask, cache
-        )
+        self._check_encoder_hidden(encoder_hidden, cache)
+        masks = self._target_masks(decoder_input_ids, tuple(encoder_hidden.shape[:2]), encoder_attention_mask,
+                                   decoder_attention_mask, cache)
+        return self._decode(decoder_input_ids, encoder_hidden, *masks, cache)
+
+    def _decode(self, decoder_input_ids, encoder_hidden, self_mask, cross_mask, past: int, cache) -> Seq2SeqOutput:
+        """The decoder stack on checked inputs: masks and T_past from _target_masks."""
         x = self._embed(decoder_input_ids, self.dec_pos, self.dec_norm, start=past)  # (B, L, d_model)
         attentions, cross_attentions = [], []
         for i, layer in enumerate(self.decoder_layers):
@@ -156,11 +163,11 @@ class EncoderDecoder(Configured):
         decoder_attention_mask: torch.Tensor | None = None,
     ) -> Seq2SeqOutput:
         """encode the source (B, L_enc), then decode the whole target (B, L_dec) at once (teacher forcing)."""
-        self._source_mask(input_ids, attention_mask)  # check every input before any work
-        h_shape = torch.zeros(*input_ids.shape, self.config.d_model)  # the shape h^enc will have
-        self._target_masks(decoder_input_ids, h_shape, attention_mask, decoder_attention_mask, None)
-        h = self.encode(input_ids, attention_mask)  # (B, L_enc, d_model)
-        return self.decode(decoder_input_ids, h, attention_mask, decoder_attention_mask=decoder_attention_mask)
+        source_mask = self._source_mask(input_ids, attention_mask)  # every input checked once, before any work
+        masks = self._target_masks(decoder_input_ids, tuple(input_ids.shape), attention_mask, decoder_attention_mask,
+                                   None)
+        h = self._encode(input_ids, source_mask)  # (B, L_enc, d_model)
+        return self._decode(decoder_input_ids, h, *masks, None)
 
     def _source_mask(self, input_ids, attention_mask) -> torch.Tensor | None:
         """Check the source (B, L_enc) and return its key mask (B, 1, 1, L_enc) or None."""
@@ -172,23 +179,26 @@ class EncoderDecoder(Configured):
             raise ValueError(f"input_ids has {L} positions, more than max_len={self.config.max_len}")
         return key_mask("attention_mask", attention_mask, (B, L))
 
-    def _target_masks(self, decoder_input_ids, encoder_hidden, encoder_attention_mask, decoder_attention_mask,
-                      cache) -> tuple[torch.Tensor, torch.Tensor | None, int]:
-        """Check the target (B, L) and h^enc; return the causal self mask, the cross mask and T_past."""
-        c = self.config
+    def _check_encoder_hidden(self, encoder_hidden, cache) -> None:
+        """h^enc (B, L_enc >= 1, d_model), finite where it is read: at the first step (then its keys are cached)."""
         check_tensor("encoder_hidden", encoder_hidden, ndim=3, floating=True)
-        if encoder_hidden.shape[1] == 0 or encoder_hidden.shape[2] != c.d_model:
-            raise ValueError(f"encoder_hidden must have shape (B, L_enc >= 1, d_model={c.d_model}), "
+        if encoder_hidden.shape[1] == 0 or encoder_hidden.shape[2] != self.config.d_model:
+            raise ValueError(f"encoder_hidden must have shape (B, L_enc >= 1, d_model={self.config.d_model}), "
                              f"got {tuple(encoder_hidden.shape)}")
+        if not isinstance(cache, KVCache) or not cache.layers or cache.layers[0].cross is None:
+            check_finite("encoder_hidden", encoder_hidden)
+
+    def _target_masks(self, decoder_input_ids, source_shape: tuple[int, int], encoder_attention_mask,
+                      decoder_attention_mask, cache) -> tuple[torch.Tensor, torch.Tensor | None, int]:
+        """Check the target (B, L) against the source (B, L_enc); return the causal self mask, cross mask, T_past."""
+        c = self.config
         check_ids("decoder_input_ids", decoder_input_ids, c.vocab_size)
-        (B, L), source_shape = decoder_input_ids.shape, tuple(encoder_hidden.shape[:2])
+        B, L = decoder_input_ids.shape
         if B != source_shape[0]:
             raise ValueError(f"decoder_input_ids must have the source's batch size {source_shape[0]}, got {B}")
         if L == 0:
             raise ValueError(f"decoder_input_ids must hold at least one token, got shape {(B, L)}")
         past = check_cache(cache, B)
-        if cache is None or not cache.layers or cache.layers[0].cross is None:  # h^enc is read at the first step only
-            check_finite("encoder_hidden", encoder_hidden)
         if past + L > c.max_len:
             raise ValueError(f"decoder_input_ids of {L} tokens + {past} cached exceeds max_len={c.max_len}")
         cross_mask = key_mask("encoder_attention_mask", encoder_attention_mask, source_shape)  # (B, 1, 1, L_enc)
