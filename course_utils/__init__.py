@@ -1,19 +1,21 @@
 """Reference implementations for the course book "LLMs: from attention to generation".
 
-One module per idea (models is a package of three families); a module imports only from its own row (without cycles) or the rows below it:
+One module per idea (models and hf are packages, one file per model family); a module imports only from its own row
+(without cycles) or the rows below it:
     face      widgets, exercises     the widgets of chapters 01 and 09; checks of the student's exercises
               pretrain, finetune     the recipes behind the shipped checkpoints and results (`python -m`)
     use       generation, hf         decoding (greedy, beam, sampling) with a KV cache; weights to and from torch
-                                     and transformers, and transformers LMs behind generate()
+                                     and transformers (BERT, GPT-2, BART, Llama), transformers LMs behind generate()
               evaluation, training   held-out figures of the tiny models; the train loop
               checkpoints,           safetensors with their Config, the tiny models' loaders and cards;
-              pretrained             loaders of real pre-trained models shipped offline (MiniLM), hub_available
+              pretrained             real pre-trained models shipped offline: MiniLM, SmolLM2 (its GGUF file read
+                                     by transformers and by our own reader); hub_available
     assemble  models                 Encoder (BERT-like) + heads, Decoder (GPT-like), EncoderDecoder (BART-like),
-                                     each with a Config dataclass stored as model.config
-    parts     layers, warpers        eq. (2)-(4); temperature, top-k, top-p
+                                     LlamaDecoder (today's decoders), each with a Config stored as model.config
+    parts     layers, warpers        eq. (2)-(4), and RMSNorm, SwiGLU, LlamaLayer; temperature, top-k, top-p
               objectives, noising    Word2Vec, MLM, NSP and their losses; BART's noising and its loss
               datasets, metrics      corpus -> training batches; perplexity, edit distance, entropy, confusion
-    ground    attention, data,       eq. (1), masks, KV cache; corpus, splits, tokenizers;
+    ground    attention, data,       eq. (1), masks, KV cache, GQA, RoPE; corpus, splits, tokenizers;
               dates, plots,          the date task; matplotlib helpers;
               _validate              argument checks, seeding, padding, mini-batches (one copy of each)
 """

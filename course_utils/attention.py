@@ -5,6 +5,8 @@
 
 Mask convention (as torch.nn.functional.scaled_dot_product_attention): a boolean mask, True = "may attend".
 KVCache keeps, per layer, the keys and values of the tokens already seen, so generation computes one new row at a time.
+Today's decoders (Llama) change two things here: fewer key/value heads than query heads (grouped-query attention),
+and positions that enter as rotations of q and k (RoPE) instead of a learned vector added to x.
 """
 
 from __future__ import annotations
@@ -239,6 +241,26 @@ class KVCache:
             layer.reorder(index)
 
 
+# ---------------------------------------------------------------- rotary positions (RoPE)
+
+
+def rotary_angles(positions: torch.Tensor, d_head: int, theta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (B, 1, L, d_head) of RoPE's angles m * theta^(-2i / d_head) for the positions m (B, L).
+
+    Pair i of a head turns by the angle m * theta^(-2i / d_head): fast for the first pairs, slow for the last.
+    """
+    inv_freq = 1.0 / theta ** (torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head)  # (d_head / 2,)
+    angles = positions[..., None].float() * inv_freq.to(positions.device)  # (B, L, d_head / 2)
+    angles = torch.cat([angles, angles], dim=-1)[:, None]  # (B, 1, L, d_head): pair i is (x_i, x_{i + d_head/2})
+    return angles.cos(), angles.sin()
+
+
+def rotate(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """RoPE: turn each pair (x_i, x_{i + d/2}) of x (B, H, L, d) by its angle, so q_m^T k_n depends on m - n only."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return x * cos + torch.cat([-x2, x1], dim=-1) * sin  # the 2-D rotation [[cos, -sin], [sin, cos]] of each pair
+
+
 # ---------------------------------------------------------------- several heads
 
 
@@ -247,24 +269,38 @@ class MultiHeadAttention(nn.Module):
 
     forward(x) is self-attention; forward(x, context) is cross-attention: queries from x, keys and values
     from context (the encoder output h^enc of the lecture). Returns (y, alpha), alpha of shape (B, H, Lq, Lk).
+    Today's decoders: n_kv_heads < n_heads shares each key/value head among n_heads / n_kv_heads query heads
+    (grouped-query attention: a smaller KV cache); rope_theta turns q and k by their positions (RoPE).
     """
 
-    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+    def __init__(
+        self, d_model: int, n_heads: int, bias: bool = True, n_kv_heads: int | None = None,
+        rope_theta: float | None = None,
+    ):
         super().__init__()
         check_int("d_model", d_model, 1, MAX_WIDTH)
         check_int("n_heads", n_heads, 1)
         check_bool("bias", bias)
-        if d_model % n_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads})")
+        n_kv_heads = n_heads if n_kv_heads is None else n_kv_heads
+        check_int("n_kv_heads", n_kv_heads, 1, n_heads)
+        if d_model % n_heads or n_heads % n_kv_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_heads ({n_heads}), and n_heads by "
+                             f"n_kv_heads ({n_kv_heads})")
+        if rope_theta is not None:
+            check_positive("rope_theta", rope_theta)
+            if (d_model // n_heads) % 2:
+                raise ValueError(f"RoPE turns pairs of coordinates: d_head = {d_model // n_heads} must be even")
         self.d_model, self.n_heads, self.d_head = d_model, n_heads, d_model // n_heads
+        self.n_kv_heads, self.rope_theta = n_kv_heads, rope_theta
+        d_kv = n_kv_heads * self.d_head
         self.q_proj = nn.Linear(d_model, d_model, bias=bias)  # Q of eq. (1), all heads side by side
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)  # K
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)  # V
+        self.k_proj = nn.Linear(d_model, d_kv, bias=bias)  # K
+        self.v_proj = nn.Linear(d_model, d_kv, bias=bias)  # V
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)  # mixes the heads back into d_model
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         B, L, _ = x.shape
-        return x.view(B, L, self.n_heads, self.d_head).transpose(1, 2)  # (B, H, L, d_head)
+        return x.view(B, L, -1, self.d_head).transpose(1, 2)  # (B, heads, L, d_head)
 
     def forward(
         self,
@@ -273,38 +309,53 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
         *,
         cache: LayerCache | None = None,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-attention over x (B, Lq, d_model), or cross-attention to context (B, Lk, d_model).
 
         With a layer's cache, self-attention appends this call's keys and values to the cached ones and attends
         to all T_past + Lq of them (mask then covers those keys); cross-attention projects context once.
+        positions (B, Lq) are the rotary positions (default T_past .. T_past + Lq - 1); only RoPE reads them.
         """
-        self._check_inputs(x, context, cache)
+        self._check_inputs(x, context, cache, positions)
         B, Lq, _ = x.shape
         q = self._split_heads(self.q_proj(x))  # (B, H, Lq, d_head)
         if context is not None and cache is not None and cache.cross is not None:
             k, v = cache.cross  # (B, H, Lk, d_head), projected at the first decoding step
         else:
             source = x if context is None else context
-            k = self._split_heads(self.k_proj(source))  # (B, H, Lk, d_head)
-            v = self._split_heads(self.v_proj(source))  # (B, H, Lk, d_head)
+            k = self._split_heads(self.k_proj(source))  # (B, H_kv, Lk, d_head)
+            v = self._split_heads(self.v_proj(source))  # (B, H_kv, Lk, d_head)
+            if self.rope_theta is not None:  # RoPE: q and k turned by their positions, before k is cached
+                if positions is None:
+                    past = 0 if cache is None else cache.length
+                    positions = torch.arange(past, past + Lq, device=x.device).expand(B, Lq)
+                cos, sin = rotary_angles(positions, self.d_head, self.rope_theta)  # (B, 1, Lq, d_head)
+                q, k = rotate(q, cos, sin), rotate(k, cos, sin)
             if cache is not None and context is None:
-                k, v = cache.update(k, v)  # (B, H, T_past + Lq, d_head)
+                k, v = cache.update(k, v)  # (B, H_kv, T_past + Lq, d_head): GQA caches the shared heads only
             elif cache is not None:
                 cache.cross = (k, v)
+        groups = self.n_heads // self.n_kv_heads
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, Lk, d_head)
         _check_mask(mask, (B, self.n_heads, Lq, k.shape[2]))
         y, alpha = _attend(q, k, v, mask, 1.0 / math.sqrt(self.d_head))  # (B, H, Lq, d_head), (B, H, Lq, Lk)
         y = y.transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
         return self.out_proj(y), alpha
 
-    def _check_inputs(self, x, context, cache) -> None:
+    def _check_inputs(self, x, context, cache, positions) -> None:
         if cache is not None:
             check_instance("cache", cache, LayerCache, "LayerCache (one layer of a KVCache: cache[i])")
         check_tensor("x", x, ndim=3, floating=True)
         check_last_dim("x", x, self.d_model)
         check_dtype("x", x, self.q_proj.weight.dtype)
         check_finite("x", x)
+        if positions is not None:
+            check_ids("positions", positions, MAX_LENGTH, shape=x.shape[:2])
         if context is not None:
+            if self.rope_theta is not None:
+                raise ValueError("RoPE rotates the queries and keys of one sequence: cross-attention (context) "
+                                 "is not supported with rope_theta")
             check_tensor("context", context, ndim=3, floating=True)
             if cache is None or cache.cross is None:  # a cached context is not read again
                 check_finite("context", context)

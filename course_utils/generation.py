@@ -23,20 +23,22 @@ from torch import nn
 from ._validate import check_bool, check_float, check_ids, check_int, check_int_tensor
 from .attention import KVCache, position_ids_from_mask
 from .hf import TransformersLM, is_transformers_model
-from .models import Decoder, EncoderDecoder
+from .models import Decoder, EncoderDecoder, LlamaDecoder
 from .warpers import (  # noqa: F401  the warpers are part of generation's public face
     WarpedDistribution, apply_temperature, ban_repeated_ngrams, check_warpers, top_k_filter, top_p_filter,
     warp_distribution, warp_logits,
 )
 
 NEG = -1.0e9  # transformers' score for a beam that must not be chosen (a float32 stand-in for -inf)
+CAUSAL_LMS = (Decoder, LlamaDecoder)  # our causal decoders: GPT-2's layout and Llama's
 
 
 @torch.no_grad()
 def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
     """The logits z (V,) of the token after input_ids (1, T): one forward pass (a Decoder or a transformers LM)."""
-    if not (isinstance(model, Decoder) or is_transformers_model(model)):
-        raise TypeError(f"model must be a course_utils Decoder or a transformers causal LM, got {type(model).__name__}")
+    if not (isinstance(model, CAUSAL_LMS) or is_transformers_model(model)):
+        raise TypeError(f"model must be a course_utils Decoder or LlamaDecoder, or a transformers causal LM, "
+                        f"got {type(model).__name__}")
     check_int_tensor("input_ids", input_ids, ndim=2)
     if input_ids.shape[0] != 1 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must hold one prompt of at least one token, shape (1, T), "
@@ -93,9 +95,9 @@ class DecodingConfig:
 
 
 class _DecoderLM:
-    """Our Decoder behind the interface of hf.TransformersLM: next-token logits, and a KV cache to reorder."""
+    """Our Decoder or LlamaDecoder behind the interface of hf.TransformersLM: next-token logits, and a KV cache to reorder."""
 
-    def __init__(self, model: Decoder, use_cache: bool):
+    def __init__(self, model: Decoder | LlamaDecoder, use_cache: bool):
         self.model, self.cache = model, KVCache() if use_cache else None
 
     def next_logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -262,9 +264,9 @@ def _improvable(
 def _check_inputs(model, input_ids, attention_mask, cfg: DecodingConfig) -> None:
     """The model, the prompt and its mask fit together and the length fits the model's positions."""
     seq2seq = isinstance(model, EncoderDecoder)
-    if not (isinstance(model, Decoder) or seq2seq or is_transformers_model(model)):
-        raise TypeError(f"model must be a course_utils Decoder or EncoderDecoder, or a transformers causal LM, "
-                        f"got {type(model).__name__}")
+    if not (isinstance(model, CAUSAL_LMS) or seq2seq or is_transformers_model(model)):
+        raise TypeError(f"model must be a course_utils Decoder, LlamaDecoder or EncoderDecoder, or a transformers "
+                        f"causal LM, got {type(model).__name__}")
     check_ids("input_ids", input_ids, model.config.vocab_size)
     if input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must hold at least one row of at least one token, got shape "
@@ -328,7 +330,7 @@ def generate(
         input_ids = input_ids.new_full((input_ids.shape[0], 1), model.config.decoder_start_token_id)  # (B, 1)
         attention_mask = None
     else:
-        lm = _DecoderLM(model, use_cache) if isinstance(model, Decoder) else TransformersLM(model, use_cache)
+        lm = _DecoderLM(model, use_cache) if isinstance(model, CAUSAL_LMS) else TransformersLM(model, use_cache)
     if max_new_tokens == 0:
         return input_ids.clone()
     if num_beams > 1:

@@ -4,6 +4,10 @@ Three placements of the norm, selected by `norm`:
     "lecture"  x = x + LayerNorm(Sublayer(x))     eq. (4), LayerNorm without gain and bias
     "post"     x = LayerNorm(x + Sublayer(x))     the original Transformer, BERT, BART
     "pre"      x = x + Sublayer(LayerNorm(x))     GPT-2 (with a final LayerNorm after the stack)
+
+Today's decoders (Llama, SmolLM2) keep "pre" and swap the parts, each beside its lecture counterpart here:
+RMSNorm for LayerNorm, SwiGLU for eq. (2)'s feed-forward; LlamaLayer assembles them with grouped-query attention
+and rotary positions (see attention).
 """
 
 from __future__ import annotations
@@ -50,6 +54,23 @@ class LayerNorm(nn.Module):
         return y
 
 
+class RMSNorm(nn.Module):
+    """LayerNorm without the mean: y = x / sqrt(mean(x^2) + eps) * gain (Llama). No centring, no bias."""
+
+    def __init__(self, d: int, eps: float = 1e-5):
+        super().__init__()
+        check_int("d", d, 1, MAX_WIDTH)
+        check_positive("eps", eps)
+        self.d, self.eps = d, eps
+        self.weight = nn.Parameter(torch.ones(d))  # gain
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale each vector x_i of x (..., d) to root-mean-square 1, then apply the gain."""
+        check_last_dim("x", x, self.d, "d")
+        rms = torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps)  # 1 / sqrt(mean_j x_ij^2 + eps)
+        return self.weight * (x * rms)
+
+
 class FeedForward(nn.Module):
     """Eq. (2): z_i = act(W1 y_i + b1) in R^{d_ff}, then W2 z_i + b2 back in R^{d_model}."""
 
@@ -71,6 +92,28 @@ class FeedForward(nn.Module):
         check_dtype("y", y, self.w1.weight.dtype)
         z = ACTIVATIONS[self.activation](self.w1(y))  # (B, L, d_ff)
         return self.w2(self.dropout(z))  # (B, L, d_model)
+
+
+class SwiGLU(nn.Module):
+    """Llama's feed-forward: W2 (silu(W1 y) * W3 y), a gate instead of eq. (2)'s plain activation; no biases.
+
+    d_ff defaults to 8/3 d_model: three matrices d_model x d_ff then hold as many weights as eq. (2)'s two at 4 d_model.
+    """
+
+    def __init__(self, d_model: int, d_ff: int | None = None):
+        super().__init__()
+        check_int("d_model", d_model, 1, MAX_WIDTH)
+        d_ff = 8 * d_model // 3 if d_ff is None else d_ff
+        check_int("d_ff", d_ff, 1, 4 * MAX_WIDTH)
+        self.w1 = nn.Linear(d_model, d_ff, bias=False)  # the gate (transformers: gate_proj)
+        self.w3 = nn.Linear(d_model, d_ff, bias=False)  # the value it lets through (up_proj)
+        self.w2 = nn.Linear(d_ff, d_model, bias=False)  # back to d_model (down_proj)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        """y (B, L, d_model) -> (B, L, d_model), position by position."""
+        check_last_dim("y", y, self.w1.in_features)
+        check_dtype("y", y, self.w1.weight.dtype)
+        return self.w2(F.silu(self.w1(y)) * self.w3(y))  # silu(a) = a * sigmoid(a)
 
 
 class TransformerLayer(nn.Module):
@@ -121,3 +164,27 @@ class TransformerLayer(nn.Module):
             x = x + self.norm1(self.dropout(y))
             x = x + self.norm2(self.dropout(self.ffn(x)))
         return x, alpha  # (B, L, d_model), (B, H, L, L)
+
+
+class LlamaLayer(nn.Module):
+    """Today's decoder layer (Llama): the "pre" placement with RMSNorm, grouped-query attention with RoPE, SwiGLU."""
+
+    def __init__(
+        self, d_model: int, n_heads: int, n_kv_heads: int, d_ff: int | None = None, eps: float = 1e-5,
+        rope_theta: float = 10_000.0,
+    ):
+        super().__init__()
+        self.norm1 = RMSNorm(d_model, eps)
+        self.attn = MultiHeadAttention(d_model, n_heads, bias=False, n_kv_heads=n_kv_heads, rope_theta=rope_theta)
+        self.norm2 = RMSNorm(d_model, eps)
+        self.ffn = SwiGLU(d_model, d_ff)
+
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, positions: torch.Tensor | None = None,
+        cache: LayerCache | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """x (B, L, d_model) -> (x, alpha), as TransformerLayer's "pre" branch; positions (B, L) feed RoPE."""
+        y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache, positions=positions)
+        x = x + y  # the residual stream is never normalised
+        x = x + self.ffn(self.norm2(x))
+        return x, alpha  # (B, L, d_model), (B, H, L, T_past + L)

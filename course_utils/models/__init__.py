@@ -1,4 +1,5 @@
-"""Whole models assembled from the layers: Encoder (BERT-like), Decoder (GPT-like), EncoderDecoder (BART-like).
+"""Whole models assembled from the layers: Encoder (BERT-like), Decoder (GPT-like), EncoderDecoder (BART-like),
+LlamaDecoder (today's decoders: SmolLM2, Llama).
 
 Each family has a frozen Config dataclass, validated once and stored as `model.config` (as nanoGPT's GPTConfig);
 a model is built from keyword arguments (`Decoder(8000, d_model=128)`) or from a config (`Decoder.from_config(c)`).
@@ -13,9 +14,10 @@ from .encoder import (
     PreTrainingOutput,
 )
 from .encoder_decoder import BART_POSITION_OFFSET, DecoderLayer, EncoderDecoder, EncoderDecoderConfig, Seq2SeqOutput
+from .llama import LlamaConfig, LlamaDecoder
 
 __all__ = [
     "BART_POSITION_OFFSET", "Decoder", "DecoderConfig", "DecoderLayer", "DecoderOutput", "Embeddings", "Encoder",
     "EncoderConfig", "EncoderDecoder", "EncoderDecoderConfig", "EncoderForClassification", "EncoderForPreTraining",
-    "EncoderOutput", "MLMHead", "Pooler", "PreTrainingOutput", "Seq2SeqOutput", "init_bert_weights",
+    "EncoderOutput", "LlamaConfig", "LlamaDecoder", "MLMHead", "Pooler", "PreTrainingOutput", "Seq2SeqOutput", "init_bert_weights",
 ]

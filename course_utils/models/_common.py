@@ -7,7 +7,10 @@ from dataclasses import asdict, fields
 import torch
 from torch import nn
 
-from .._validate import MAX_WIDTH, check_bool, check_choice, check_instance, check_int, check_positive, check_probability, check_tensor
+from .._validate import (
+    MAX_WIDTH, check_bool, check_choice, check_ids, check_instance, check_int, check_positive, check_probability,
+    check_tensor,
+)
 from ..attention import KVCache, padding_mask
 from ..layers import ACTIVATIONS
 
@@ -22,12 +25,12 @@ def check_config(c) -> None:
         value = getattr(c, f.name)
         if f.name == "activation":
             check_choice("activation", value, ACTIVATIONS)
-        elif f.name == "eps":
-            check_positive("eps", value)
+        elif f.name in ("eps", "rope_theta"):
+            check_positive(f.name, value)
         elif f.name == "dropout":
             check_probability("dropout", value)
-        elif f.name == "causal":
-            check_bool("causal", value)
+        elif f.name in ("causal", "tie_embeddings"):
+            check_bool(f.name, value)
         elif f.name in TOKEN_IDS:
             check_int(f.name, value)
             if not 0 <= value < c.vocab_size:
@@ -36,6 +39,9 @@ def check_config(c) -> None:
             check_int(f.name, value, 1, LIMITS.get(f.name, 1024))  # n_heads and the layer counts: at most 1024
     if c.d_model % c.n_heads:
         raise ValueError(f"d_model ({c.d_model}) must be divisible by n_heads ({c.n_heads})")
+    if c.n_heads % getattr(c, "n_kv_heads", 1):
+        raise ValueError(f"n_heads ({c.n_heads}) must be a multiple of n_kv_heads ({c.n_kv_heads}): each key/value "
+                         "head serves a whole group of query heads")
 
 
 class Configured(nn.Module):
@@ -79,3 +85,19 @@ def check_cache(cache, batch_size: int) -> int:
     return cache.length
 
 
+
+
+def check_decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> tuple[torch.Tensor | None, int]:
+    """Ids, positions and cache that fit a causal decoder of config c; returns the key padding mask and T_past."""
+    check_ids("input_ids", input_ids, c.vocab_size)
+    B, L = input_ids.shape
+    if L == 0:
+        raise ValueError(f"input_ids must hold at least one token, got shape {(B, L)}")
+    past = check_cache(cache, B)
+    if cache is not None and not getattr(c, "causal", True):
+        raise ValueError("cache needs causal=True: a bidirectional model must re-read the whole sequence")
+    if past + L > c.max_len:
+        raise ValueError(f"prompt of {L} tokens + {past} cached exceeds max_len={c.max_len}, the model's context")
+    if position_ids is not None:
+        check_ids("position_ids", position_ids, c.max_len, shape=(B, L))
+    return key_mask("attention_mask", attention_mask, (B, past + L)), past

@@ -9,10 +9,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .._validate import check_ids
 from ..attention import KVCache, causal_mask
 from ..layers import LayerNorm, TransformerLayer
-from ._common import Configured, check_cache, check_config, init_bert_weights, key_mask
+from ._common import Configured, check_config, check_decoder_inputs, init_bert_weights
 
 
 @dataclass(frozen=True)
@@ -79,7 +78,7 @@ class Decoder(Configured):
         attention_mask (B, T_past + L) covers every key, cached ones included (0 = padding); position_ids (B, L)
         default to T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
         """
-        mask, past = self._check_inputs(input_ids, attention_mask, position_ids, cache)
+        mask, past = check_decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache)
         B, L = input_ids.shape
         if position_ids is None:
             position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
@@ -95,21 +94,3 @@ class Decoder(Configured):
             attentions.append(alpha)
         logits = self.norm(x) @ self.tok.weight.T  # (B, L, V): the LM head is the token embedding matrix (tied)
         return DecoderOutput(logits, tuple(hidden_states), tuple(attentions))
-
-    def _check_inputs(self, input_ids, attention_mask, position_ids, cache) -> tuple[torch.Tensor | None, int]:
-        """Ids, positions and cache that fit the model; returns the padding mask of the keys and T_past."""
-        c = self.config
-        check_ids("input_ids", input_ids, c.vocab_size)
-        B, L = input_ids.shape
-        if L == 0:
-            raise ValueError(f"input_ids must hold at least one token, got shape {(B, L)}")
-        past = check_cache(cache, B)
-        if cache is not None and not c.causal:
-            raise ValueError("cache needs causal=True: a bidirectional model must re-read the whole sequence")
-        if past + L > c.max_len:
-            raise ValueError(f"prompt of {L} tokens + {past} cached exceeds max_len={c.max_len}")
-        if position_ids is not None:
-            check_ids("position_ids", position_ids, c.max_len, shape=(B, L))
-        return key_mask("attention_mask", attention_mask, (B, past + L)), past
-
-
