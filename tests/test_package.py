@@ -78,7 +78,9 @@ def test_modules_stay_small():
     sizes = {str(p.relative_to(PACKAGE)): _lines(p) for p in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
     assert sizes["pretrain.py"] <= 200, sizes["pretrain.py"]
-    assert sum(n for name, n in sizes.items() if name.startswith("exercises")) <= 1300
+    lecture = [n for name, n in sizes.items() if name.startswith("exercises") and not name.endswith("ch10.py")]
+    assert sum(lecture) <= 1300  # the nine lecture chapters' checks (issue 11's bar)
+    assert sizes["exercises/ch10.py"] <= 150  # the appendix on today's LLMs
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
