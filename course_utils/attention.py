@@ -309,15 +309,16 @@ class MultiHeadAttention(nn.Module):
         mask: torch.Tensor | None = None,
         *,
         cache: LayerCache | None = None,
-        positions: torch.Tensor | None = None,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Self-attention over x (B, Lq, d_model), or cross-attention to context (B, Lk, d_model).
 
         With a layer's cache, self-attention appends this call's keys and values to the cached ones and attends
         to all T_past + Lq of them (mask then covers those keys); cross-attention projects context once.
-        positions (B, Lq) are the rotary positions (default T_past .. T_past + Lq - 1); only RoPE reads them.
+        rotary: RoPE's (cos, sin) of the positions of x, rotary_angles(positions, d_head, rope_theta), computed once
+        per forward pass by the model (default: positions T_past .. T_past + Lq - 1); only RoPE reads it.
         """
-        self._check_inputs(x, context, cache, positions)
+        self._check_inputs(x, context, cache, rotary)
         B, Lq, _ = x.shape
         q = self._split_heads(self.q_proj(x))  # (B, H, Lq, d_head)
         if context is not None and cache is not None and cache.cross is not None:
@@ -327,31 +328,37 @@ class MultiHeadAttention(nn.Module):
             k = self._split_heads(self.k_proj(source))  # (B, H_kv, Lk, d_head)
             v = self._split_heads(self.v_proj(source))  # (B, H_kv, Lk, d_head)
             if self.rope_theta is not None:  # RoPE: q and k turned by their positions, before k is cached
-                if positions is None:
+                if rotary is None:
                     past = 0 if cache is None else cache.length
                     positions = torch.arange(past, past + Lq, device=x.device).expand(B, Lq)
-                cos, sin = rotary_angles(positions, self.d_head, self.rope_theta)  # (B, 1, Lq, d_head)
+                    rotary = rotary_angles(positions, self.d_head, self.rope_theta)
+                cos, sin = rotary  # (B, 1, Lq, d_head)
                 q, k = rotate(q, cos, sin), rotate(k, cos, sin)
             if cache is not None and context is None:
                 k, v = cache.update(k, v)  # (B, H_kv, T_past + Lq, d_head): GQA caches the shared heads only
             elif cache is not None:
                 cache.cross = (k, v)
-        groups = self.n_heads // self.n_kv_heads
-        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)  # (B, H, Lk, d_head)
-        _check_mask(mask, (B, self.n_heads, Lq, k.shape[2]))
-        y, alpha = _attend(q, k, v, mask, 1.0 / math.sqrt(self.d_head))  # (B, H, Lq, d_head), (B, H, Lq, Lk)
-        y = y.transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
+        Lk, H, H_kv = k.shape[2], self.n_heads, self.n_kv_heads
+        _check_mask(mask, (B, H, Lq, Lk))
+        if H_kv < H:  # GQA: the queries of a group's heads side by side, against their one shared k, v (no copies)
+            q = q.reshape(B, H_kv, H // H_kv * Lq, self.d_head)  # (B, H_kv, group * Lq, d_head)
+            mask = None if mask is None else mask.expand(B, H, Lq, Lk).reshape(B, H_kv, H // H_kv * Lq, Lk)
+        y, alpha = _attend(q, k, v, mask, 1.0 / math.sqrt(self.d_head))  # (B, H_kv, group * Lq, d_head | Lk)
+        alpha = alpha.view(B, H, Lq, Lk)
+        y = y.view(B, H, Lq, self.d_head).transpose(1, 2).reshape(B, Lq, self.d_model)  # concatenate the heads
         return self.out_proj(y), alpha
 
-    def _check_inputs(self, x, context, cache, positions) -> None:
+    def _check_inputs(self, x, context, cache, rotary) -> None:
         if cache is not None:
             check_instance("cache", cache, LayerCache, "LayerCache (one layer of a KVCache: cache[i])")
         check_tensor("x", x, ndim=3, floating=True)
         check_last_dim("x", x, self.d_model)
         check_dtype("x", x, self.q_proj.weight.dtype)
         check_finite("x", x)
-        if positions is not None:
-            check_ids("positions", positions, MAX_LENGTH, shape=x.shape[:2])
+        shape = (x.shape[0], 1, x.shape[1], self.d_head)  # (B, 1, Lq, d_head)
+        if rotary is not None and (len(rotary) != 2 or any(tuple(t.shape) != shape for t in rotary)):
+            raise ValueError(f"rotary must be (cos, sin) of shape (B, 1, Lq, d_head) = {shape}, as "
+                             "rotary_angles(positions, d_head, theta) returns")
         if context is not None:
             if self.rope_theta is not None:
                 raise ValueError("RoPE rotates the queries and keys of one sequence: cross-attention (context) "

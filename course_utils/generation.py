@@ -95,7 +95,7 @@ class DecodingConfig:
 
 
 class _DecoderLM:
-    """Our Decoder or LlamaDecoder behind the interface of hf.TransformersLM: next-token logits, and a KV cache to reorder."""
+    """Our Decoder or LlamaDecoder behind hf.TransformersLM's interface: next-token logits, a KV cache to reorder."""
 
     def __init__(self, model: Decoder | LlamaDecoder, use_cache: bool):
         self.model, self.cache = model, KVCache() if use_cache else None

@@ -180,11 +180,11 @@ class LlamaLayer(nn.Module):
         self.ffn = SwiGLU(d_model, d_ff)
 
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, *, positions: torch.Tensor | None = None,
-        cache: LayerCache | None = None,
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, *,
+        rotary: tuple[torch.Tensor, torch.Tensor] | None = None, cache: LayerCache | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """x (B, L, d_model) -> (x, alpha), as TransformerLayer's "pre" branch; positions (B, L) feed RoPE."""
-        y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache, positions=positions)
+        """x (B, L, d_model) -> (x, alpha), as TransformerLayer's "pre" branch; rotary: RoPE's (cos, sin) of x."""
+        y, alpha = self.attn(self.norm1(x), mask=mask, cache=cache, rotary=rotary)
         x = x + y  # the residual stream is never normalised
         x = x + self.ffn(self.norm2(x))
         return x, alpha  # (B, L, d_model), (B, H, L, T_past + L)

@@ -101,7 +101,8 @@ def load_smollm2(attn_implementation: str = "eager"):
         if done.returncode:
             raise RuntimeError(f"converting {gguf_file} failed:\n{done.stderr[-2000:]}")
     with _quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32, attn_implementation=attn_implementation)
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32,
+                                                     attn_implementation=attn_implementation)
         tokenizer = AutoTokenizer.from_pretrained(cached)
     return model.eval(), tokenizer
 
@@ -179,8 +180,8 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
         state[_our_name(tensor.name)] = _unpermute(w, tensor.name, config)
     expected = _expected_names(config)
     if set(state) != expected:
-        raise ValueError(f"{path} does not hold the weights of its config: missing {sorted(expected - set(state))[:5]}, "
-                         f"unexpected {sorted(set(state) - expected)[:5]}")
+        raise ValueError(f"{path} does not hold the weights of its config: missing "
+                         f"{sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]}")
     return config, state
 
 

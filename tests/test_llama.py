@@ -108,7 +108,7 @@ def test_grouped_query_attention_equals_llama_attention(n_kv_heads):
     causal = torch.ones(7, 7, dtype=torch.bool).tril()
     additive = torch.zeros(7, 7).masked_fill(~causal, float("-inf"))[None, None]
     y, alpha = theirs(x, ml.LlamaRotaryEmbedding(config)(x, positions), additive)
-    our_y, our_alpha = ours(x, mask=causal, positions=positions)
+    our_y, our_alpha = ours(x, mask=causal, rotary=rotary_angles(positions, 8, 500.0))
     torch.testing.assert_close(our_y, y, atol=1e-5, rtol=0)
     torch.testing.assert_close(our_alpha, alpha, atol=1e-6, rtol=0)
 
@@ -128,7 +128,7 @@ def test_llama_layer_equals_llama_decoder_layer():
     causal = torch.ones(7, 7, dtype=torch.bool).tril()
     additive = torch.zeros(7, 7).masked_fill(~causal, float("-inf"))[None, None]
     y = theirs(x, additive, positions, position_embeddings=ml.LlamaRotaryEmbedding(config)(x, positions))
-    torch.testing.assert_close(ours(x, causal, positions=positions)[0], y, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ours(x, causal, rotary=rotary_angles(positions, 8, 500.0))[0], y, atol=1e-5, rtol=0)
 
 
 # ---------------------------------------------------------------- the whole model, on random configurations
@@ -212,6 +212,8 @@ def test_sampling_under_one_seed_is_token_identical_to_transformers():
     (lambda: MultiHeadAttention(12, 4, rope_theta=10.0), ValueError, "d_head = 3 must be even"),
     (lambda: MultiHeadAttention(48, 6, n_kv_heads=4), ValueError, "n_heads by n_kv_heads"),
     (lambda: MultiHeadAttention(48, 6, rope_theta=10.0)(_x(1, 3, 48), _x(1, 2, 48)), ValueError, "cross-attention"),
+    (lambda: MultiHeadAttention(48, 6, rope_theta=10.0)(_x(1, 3, 48), rotary=rotary_angles(torch.zeros(1, 4), 8, 10.0)),
+     ValueError, r"rotary must be \(cos, sin\) of shape"),
     (lambda: LlamaDecoder(V, max_len=8)(torch.zeros(1, 9, dtype=torch.long)), ValueError, "exceeds max_len=8"),
     (lambda: generate(LlamaDecoder(V, max_len=8), torch.zeros(1, 5, dtype=torch.long), 4), ValueError,
      "exceeds the model's 8 positions"),

@@ -13,9 +13,11 @@ def _llama_names(n_layers: int, tied: bool) -> dict[str, str]:
     if not tied:
         names |= module_names({"lm_head": "lm_head"}, ("weight",))
     pairs = {"norm1": "input_layernorm", "attn.q_proj": "self_attn.q_proj", "attn.k_proj": "self_attn.k_proj",
-             "attn.v_proj": "self_attn.v_proj", "attn.out_proj": "self_attn.o_proj", "norm2": "post_attention_layernorm",
-             "ffn.w1": "mlp.gate_proj", "ffn.w3": "mlp.up_proj", "ffn.w2": "mlp.down_proj"}
-    return names | {o: t for o, t in layer_names("layers", "model.layers", pairs, n_layers).items() if o.endswith("weight")}
+             "attn.v_proj": "self_attn.v_proj", "attn.out_proj": "self_attn.o_proj",
+             "norm2": "post_attention_layernorm", "ffn.w1": "mlp.gate_proj", "ffn.w3": "mlp.up_proj",
+             "ffn.w2": "mlp.down_proj"}
+    layers = layer_names("layers", "model.layers", pairs, n_layers)
+    return names | {o: t for o, t in layers.items() if o.endswith("weight")}  # no biases in Llama
 
 
 def _rope_theta(c) -> float:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attention import KVCache, causal_mask
+from ..attention import KVCache, causal_mask, rotary_angles
 from ..layers import LlamaLayer, RMSNorm
 from ._common import Configured, check_config, check_decoder_inputs, init_bert_weights
 from .decoder import DecoderOutput
@@ -67,17 +67,20 @@ class LlamaDecoder(Configured):
         attention_mask (B, T_past + L) covers every key (0 = padding); position_ids (B, L) default to
         T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
         """
-        mask, past = check_decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache)
+        c = self.config
+        mask, past = check_decoder_inputs(c, input_ids, attention_mask, position_ids, cache)
         B, L = input_ids.shape
         if position_ids is None:
             position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
         causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
         mask = causal if mask is None else mask & causal  # (B, 1, L, T)
 
+        rotary = rotary_angles(position_ids, c.d_model // c.n_heads, c.rope_theta)  # (cos, sin), for every layer
+
         x = self.tok(input_ids)  # (B, L, d_model): nothing added, the positions act inside attention
         hidden_states, attentions = [x], []
         for i, layer in enumerate(self.layers):
-            x, alpha = layer(x, mask, positions=position_ids, cache=None if cache is None else cache[i])
+            x, alpha = layer(x, mask, rotary=rotary, cache=None if cache is None else cache[i])
             hidden_states.append(x)
             attentions.append(alpha)
         x = self.norm(x)
