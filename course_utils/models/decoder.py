@@ -82,7 +82,7 @@ class Decoder(Configured):
         B, L = input_ids.shape
         if position_ids is None:
             position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
-        if self.config.causal:
+        if self.config.causal and L > 1:  # one new token may see every key: a decoding step needs no causal mask
             causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
             mask = causal if mask is None else mask & causal  # (B, 1, L, T)
 

@@ -72,8 +72,9 @@ class LlamaDecoder(Configured):
         B, L = input_ids.shape
         if position_ids is None:
             position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
-        causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
-        mask = causal if mask is None else mask & causal  # (B, 1, L, T)
+        if L > 1:  # one new token may see every key: a decoding step needs no causal mask
+            causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
+            mask = causal if mask is None else mask & causal  # (B, 1, L, T)
 
         rotary = rotary_angles(position_ids, c.d_model // c.n_heads, c.rope_theta)  # (cos, sin), for every layer
 
