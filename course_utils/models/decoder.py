@@ -9,9 +9,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from ..attention import KVCache, causal_mask
+from ..attention import KVCache
 from ..layers import LayerNorm, TransformerLayer
-from ._common import Configured, check_config, check_decoder_inputs, init_bert_weights
+from ._common import Configured, check_config, decoder_inputs, init_bert_weights
 
 
 @dataclass(frozen=True)
@@ -78,14 +78,7 @@ class Decoder(Configured):
         attention_mask (B, T_past + L) covers every key, cached ones included (0 = padding); position_ids (B, L)
         default to T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
         """
-        mask, past = check_decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache)
-        B, L = input_ids.shape
-        if position_ids is None:
-            position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
-        if self.config.causal and L > 1:  # one new token may see every key: a decoding step needs no causal mask
-            causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
-            mask = causal if mask is None else mask & causal  # (B, 1, L, T)
-
+        mask, position_ids = decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache)
         x = self.dropout(self.tok(input_ids) + self.pos(position_ids))  # (B, L, d_model)
         hidden_states, attentions = [x], []
         for i, layer in enumerate(self.layers):

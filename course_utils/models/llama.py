@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..attention import KVCache, causal_mask, rotary_angles
+from ..attention import KVCache, rotary_angles
 from ..layers import LlamaLayer, RMSNorm
-from ._common import Configured, check_config, check_decoder_inputs, init_bert_weights
+from ._common import Configured, check_config, decoder_inputs, init_bert_weights
 from .decoder import DecoderOutput
 
 
@@ -68,14 +68,7 @@ class LlamaDecoder(Configured):
         T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
         """
         c = self.config
-        mask, past = check_decoder_inputs(c, input_ids, attention_mask, position_ids, cache)
-        B, L = input_ids.shape
-        if position_ids is None:
-            position_ids = torch.arange(past, past + L, device=input_ids.device).expand(B, L)
-        if L > 1:  # one new token may see every key: a decoding step needs no causal mask
-            causal = causal_mask(L, past + L).to(input_ids.device)  # (L, T), aligned to the last L keys
-            mask = causal if mask is None else mask & causal  # (B, 1, L, T)
-
+        mask, position_ids = decoder_inputs(c, input_ids, attention_mask, position_ids, cache)
         rotary = rotary_angles(position_ids, c.d_model // c.n_heads, c.rope_theta)  # (cos, sin), for every layer
 
         x = self.tok(input_ids)  # (B, L, d_model): nothing added, the positions act inside attention
