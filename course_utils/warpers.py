@@ -47,6 +47,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     """Keep the fewest most likely tokens whose probability mass reaches p, the rest -inf (TopPLogitsWarper).
 
     A token is kept iff the mass of the tokens strictly more likely than it is below p; the most likely always is.
+    Among tokens tied at the cut, which are kept is torch.sort's (unstable) choice, as in transformers; how many,
+    and so the distribution's values and entropy, do not depend on it.
     """
     _check_logits(logits)
     check_probability("p", p, zero=False)

@@ -1,28 +1,29 @@
-"""Interactive widgets for the notebooks (plain ipywidgets + matplotlib: JupyterLab, Colab, no custom JS).
+"""The two explorers of the book, and the matplotlib figures they are checked against.
 
-Each widget only wires controls (via `observe`) to a pure function that can be tested and called for a static
-figure, and shows the figure as a PNG in an `ipywidgets.Image`; the computations live beside what they compute
-(attention.build_mask, warpers.warp_distribution):
+Each explorer is an anywidget: Python sends the numbers once (the q, k vectors of the example sentences; the full
+next-token logits of each prompt), and explorers.js (the same file in JupyterLab, Colab and the static book) redraws
+the figure for every control, so the controls respond in the published pages with no kernel. With a kernel the
+temperature explorer also reads new prompts and samples continuations. The arithmetic in the JavaScript mirrors
+attention.build_mask and warpers.warp_logits, which remain the reference (tests/browser/check_book.py compares them):
     draw_mask_explorer(kind, tokens, q, k, ...)           -> matplotlib Figure: mask grid + attention weights
-    attention_mask_explorer(tokens, q, k, ...)            -> the widget (chapter 01)
+    attention_mask_explorer(tokens, q, k, ...)            -> MaskExplorer (chapter 01)
     draw_temperature_explorer(logits, tokenizer, ...)     -> matplotlib Figure: the two distributions, top tokens
     sample_continuations(model, tokenizer, prompt, ...)   -> seeded samples under the same warpers
-    temperature_explorer(model, tokenizer, prompt)        -> the widget (chapter 09); the model runs once per prompt
+    temperature_explorer(model, tokenizer, prompts)       -> TemperatureExplorer (chapter 09); one forward pass a prompt
 """
 
 from __future__ import annotations
 
-import html
-import io
+import base64
 import math
-from typing import TYPE_CHECKING, Sequence
+from pathlib import Path
+from typing import Sequence
 
+import anywidget
 import matplotlib.pyplot as plt
 import torch
+import traitlets as t
 from torch import nn
-
-if TYPE_CHECKING:  # imported lazily inside the widget functions
-    import ipywidgets
 
 from ._validate import check_choice, check_finite, check_int, check_seed, check_strings, check_tensor, seeded
 from .attention import MASK_KINDS, PAD_SIDES, build_mask, pad_positions, scaled_dot_product_attention
@@ -110,12 +111,42 @@ def draw_mask_explorer(
     return fig
 
 
-def figure_png(fig: plt.Figure, dpi: int = 100) -> bytes:
-    """The figure as PNG bytes (for an ipywidgets.Image); the figure is closed."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buffer.getvalue()
+class _Explorer(anywidget.AnyWidget):
+    """An explorer drawn by explorers.js: the figure is recomputed in the page for every control, kernel or not."""
+
+    _esm = Path(__file__).with_name("explorers.js")
+    _css = """
+    .cu-explorer { font-size: 13px; }
+    .cu-controls { display: flex; flex-wrap: wrap; gap: 0.4em 1.6em; align-items: center; margin: 0.3em 0; }
+    .cu-control label { margin-right: 0.5em; white-space: nowrap; }
+    .cu-control output { display: inline-block; min-width: 3em; margin-left: 0.4em; font-variant-numeric: tabular-nums; }
+    .cu-caption, .cu-hint { margin: 0.3em 0; }
+    .cu-hint { font-style: italic; opacity: 0.75; }
+    .cu-samples li { white-space: pre-wrap; }
+    .cu-figure { overflow-x: auto; }
+    """
+    explorer = t.Unicode().tag(sync=True)  # which of the two explorers.js draws: "mask" or "temperature"
+
+
+class MaskExplorer(_Explorer):
+    """Chapter 01's explorer: a mask kind, lengths and padding -> the mask grid and alpha = softmax(scale q k^T)."""
+
+    explorer = t.Unicode("mask").tag(sync=True)
+    tokens = t.List(t.Unicode()).tag(sync=True)  # the queries' sentence (and the keys', in self-attention)
+    source_tokens = t.List(t.Unicode()).tag(sync=True)  # the keys' sentence of "cross" ([]: no cross)
+    q = t.List(t.List(t.Float())).tag(sync=True)  # (len(tokens), d), or [] for the mask alone
+    k = t.List(t.List(t.Float())).tag(sync=True)  # (len(tokens), d)
+    k_source = t.List(t.List(t.Float())).tag(sync=True)  # (len(source_tokens), d)
+    scale = t.Float(1.0).tag(sync=True)
+    kind = t.Enum(MASK_KINDS, "causal").tag(sync=True)
+    pad_side = t.Enum(PAD_SIDES, "right").tag(sync=True)
+    n_queries = t.Int().tag(sync=True)
+    n_keys = t.Int().tag(sync=True)  # read for "cross" only: self-attention has as many keys as queries
+    n_pad = t.Int(0).tag(sync=True)
+
+    def __repr__(self) -> str:
+        return (f"MaskExplorer({len(self.tokens)} tokens, {len(self.source_tokens)} source tokens, kind={self.kind!r}, "
+                f"n_pad={self.n_pad})")
 
 
 def attention_mask_explorer(
@@ -128,50 +159,20 @@ def attention_mask_explorer(
     *,
     kind: str = "causal",
     n_pad: int = 0,
-) -> "ipywidgets.VBox":
+) -> MaskExplorer:
     """Widget: pick the mask kind, the lengths and the padding; see the mask grid and the attention weights.
 
     "cross" is offered only when source_tokens is given (keys from that sentence, k_source its keys).
-    kind and n_pad are the initial settings.
+    kind and n_pad are the initial settings; the arguments are those of draw_mask_explorer, checked by it.
     """
-    import ipywidgets as W
-
-    for kd in {kind, "cross"} if source_tokens is not None else {kind}:  # validate before building any widget
+    for kd in {kind, "cross"} if source_tokens is not None else {kind}:  # validate before building the widget
         plt.close(draw_mask_explorer(kd, tokens, q, k, n_pad=n_pad if kd == kind else 0, source_tokens=source_tokens,
                                      k_source=k_source, scale=scale))
-    n_src = len(source_tokens) if source_tokens is not None else len(tokens)
-    kind_w = W.Dropdown(options=MASK_KINDS if source_tokens is not None else MASK_KINDS[:-1], value=kind,
-                        description="mask")
-    side_w = W.ToggleButtons(options=PAD_SIDES, value="right", description="pad side")
-    n_q_w = W.IntSlider(value=len(tokens), min=1, max=len(tokens), description="queries")
-    n_k_w = W.IntSlider(value=n_src, min=1, max=n_src, description="source keys")
-    n_pad_w = W.IntSlider(value=n_pad, min=0, max=max(len(tokens), n_src) - 1, description="padded")
-    image = W.Image(format="png")  # an Image, not an Output widget: no display capture, same in Lab, Colab, nbclient
-    busy = [False]  # True while _update runs: the controls it changes must not redraw twice
-
-    def _update(_=None) -> None:
-        """Make the controls consistent with the mask kind, then redraw the figure."""
-        if busy[0]:
-            return
-        busy[0] = True
-        try:
-            kind = kind_w.value
-            n_keys = n_k_w.value if kind == "cross" else n_q_w.value  # self-attention: keys = queries
-            n_k_w.disabled = kind != "cross"
-            n_pad_w.max = 0 if kind == "bidirectional" else n_keys - 1  # at least one real key
-            n_pad_w.disabled = side_w.disabled = kind == "bidirectional"
-            fig = draw_mask_explorer(kind, tokens, q, k, n_queries=n_q_w.value, n_keys=n_keys, n_pad=n_pad_w.value,
-                                     pad_side=side_w.value, source_tokens=source_tokens, k_source=k_source,
-                                     scale=scale)
-            image.value = figure_png(fig)
-        finally:
-            busy[0] = False
-
-    for control in (kind_w, side_w, n_q_w, n_k_w, n_pad_w):
-        control.observe(_update, names="value")
-    _update()
-    return W.VBox([W.HBox([kind_w, side_w]), W.HBox([n_q_w, n_k_w, n_pad_w]), image])
-
+    rows = lambda x: [] if x is None else x.detach().float().tolist()  # noqa: E731  (L, d) -> lists, exact
+    d = q.shape[1] if q is not None else 1
+    return MaskExplorer(tokens=list(tokens), source_tokens=list(source_tokens or []), q=rows(q), k=rows(k),
+                        k_source=rows(k_source), scale=1.0 / math.sqrt(d) if scale is None else scale, kind=kind,
+                        n_queries=len(tokens), n_keys=len(source_tokens or tokens), n_pad=n_pad)
 
 # ---------------------------------------------------------------- chapter 09: temperature, top-k, top-p
 
@@ -246,10 +247,85 @@ def sample_continuations(
     return [tokenizer.decode(row[ids.shape[1]:].tolist(), skip_special_tokens=True) for row in out]  # no eos, no pad
 
 
+class TemperatureExplorer(_Explorer):
+    """Chapter 09's explorer: temperature, top-k and top-p over the full next-token distribution of stored prompts.
+
+    Each prompt entry holds the model's logits (V,) as float32 bytes in base64, and the labels of the n_top most
+    likely tokens (the bars; their order does not depend on the settings). With a kernel, the page can add prompts
+    (read(prompt), one forward pass each) and sample continuations (sample(), seeds 0, 1, 2, ...).
+    """
+
+    explorer = t.Unicode("temperature").tag(sync=True)
+    prompts = t.List(t.Dict()).tag(sync=True)  # {"prompt", "logits", "labels"} per prompt read
+    selected = t.Int(0).tag(sync=True)  # the prompt shown
+    temperature = t.Float(1.0).tag(sync=True)
+    top_k = t.Int(0).tag(sync=True)
+    top_p = t.Float(1.0).tag(sync=True)
+    n_top = t.Int(20).tag(sync=True)
+    top_k_max = t.Int(100).tag(sync=True)  # the end of the top-k slider
+    temperature_range = t.List(t.Float(), default_value=list(TEMPERATURE_RANGE)).tag(sync=True)
+    n_samples = t.Int(3).tag(sync=True)
+    samples = t.List(t.List(t.Unicode())).tag(sync=True)  # [prompt, continuation] per sample
+    status = t.Unicode("").tag(sync=True)  # the settings of the samples shown, or why a request failed
+
+    def __init__(self, model: nn.Module, tokenizer, *, max_new_tokens: int = 30, **traits):
+        super().__init__(**traits)
+        self._model, self._tokenizer, self._max_new_tokens, self._presses = model, tokenizer, max_new_tokens, 0
+        self.on_msg(self._on_msg)
+
+    def __repr__(self) -> str:
+        return (f"TemperatureExplorer({len(self.prompts)} prompts, temperature={self.temperature:g}, top_k={self.top_k}, "
+                f"top_p={self.top_p:g})")
+
+    @t.validate("temperature", "top_k", "top_p")
+    def _check_setting(self, proposal):
+        settings = {"temperature": self.temperature, "top_k": self.top_k, "top_p": self.top_p}
+        settings[proposal["trait"].name] = proposal["value"]
+        check_warpers(**settings)
+        return proposal["value"]
+
+    def read(self, prompt: str) -> None:
+        """Run the model once on prompt and show its next-token distribution (a bad prompt raises ValueError)."""
+        logits = next_token_logits(self._model, prompt_ids(self._tokenizer, prompt)).float()  # (V,)
+        check_int("n_top", self.n_top, 1, len(logits))
+        top = logits.argsort(descending=True, stable=True)[: self.n_top]  # the ranking explorers.js uses
+        entry = {"prompt": prompt, "logits": base64.b64encode(logits.numpy().tobytes()).decode(),
+                 "labels": token_labels(self._tokenizer, top)}
+        self.prompts = [*self.prompts, entry]
+        self.selected = len(self.prompts) - 1
+
+    def logits(self, index: int | None = None) -> torch.Tensor:
+        """The stored logits (V,) of prompt number index (default: the one shown), as the page decodes them."""
+        entry = self.prompts[self.selected if index is None else index]
+        return torch.frombuffer(bytearray(base64.b64decode(entry["logits"])), dtype=torch.float32)
+
+    def sample(self) -> None:
+        """Sample n_samples continuations of the prompt shown with the current settings and the next seed."""
+        seed, self._presses = self._presses, self._presses + 1
+        prompt = self.prompts[self.selected]["prompt"]
+        texts = sample_continuations(self._model, self._tokenizer, prompt, self.temperature, self.top_k, self.top_p,
+                                     n_samples=self.n_samples, max_new_tokens=self._max_new_tokens, seed=seed)
+        self.samples = [[prompt, text] for text in texts]
+        self.status = f"T = {self.temperature:.2f}, top-k = {self.top_k}, top-p = {self.top_p:.2f}, seed {seed}:"
+
+    def _on_msg(self, _, content: dict, buffers) -> None:
+        """The page's requests: "hello" (is a kernel there?), "prompt" (read a new one), "sample"."""
+        try:
+            if content.get("type") == "hello":
+                self.send({"type": "live"})
+            elif content.get("type") == "prompt":
+                self.read(str(content.get("text", "")))
+                self.status = ""
+            elif content.get("type") == "sample":
+                self.sample()
+        except ValueError as err:  # e.g. a prompt with no token, or longer than the model's positions
+            self.status = str(err)
+
+
 def temperature_explorer(
     model: nn.Module,
     tokenizer,
-    prompt: str,
+    prompts: str | Sequence[str],
     *,
     temperature: float = 1.0,
     top_k: int = 0,
@@ -257,74 +333,27 @@ def temperature_explorer(
     n_top: int = 20,
     n_samples: int = 3,
     max_new_tokens: int = 30,
-) -> "ipywidgets.VBox":
+) -> TemperatureExplorer:
     """Widget: move temperature, top-k and top-p, see the next-token distribution change; sample continuations.
 
-    The model reads each prompt once (its logits are kept): the sliders only redraw. The button samples
-    n_samples continuations with seed 0, then 1, 2, ... at each press.
+    The model reads each prompt once (its logits are stored in the widget, so the page redraws them without a
+    kernel); the first prompt is shown. The button samples n_samples continuations with seed 0, then 1, 2, ...
     """
-    import ipywidgets as W
-
     low, high = TEMPERATURE_RANGE
     check_warpers(temperature, top_k, top_p)
     if not low <= temperature <= high:
         raise ValueError(f"temperature must lie in [{low}, {high}] (the slider's range), got {temperature}")
     for name, value in (("n_top", n_top), ("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
         check_int(name, value, 1)
-    logits = {prompt: next_token_logits(model, prompt_ids(tokenizer, prompt))}  # (V,) per prompt read
-    V = logits[prompt].shape[0]
+    prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+    check_strings("prompts", prompts, nonempty=True, what="one prompt or a list of prompts")
+    V = tokenizer_size(tokenizer)
     check_int("n_top", n_top, 1, V)
     check_int("top_k", top_k, 0, V)
-
-    prompt_w = W.Text(value=prompt, description="prompt", continuous_update=False, layout=W.Layout(width="90%"))
-    t_w = W.FloatLogSlider(value=temperature, base=10, min=math.log10(low), max=math.log10(high), step=0.01,
-                           description="temperature", readout_format=".2f", continuous_update=False)
-    k_w = W.IntSlider(value=top_k, min=0, max=min(V, max(100, top_k)), description="top-k (0 off)",
-                      continuous_update=False)
-    p_w = W.FloatSlider(value=top_p, min=0.01, max=1.0, step=0.01, description="top-p (1 off)",
-                        continuous_update=False)
-    button = W.Button(description=f"sample {n_samples} continuations")
-    image = W.Image(format="png")  # an Image, not an Output widget: no display capture, same in Lab, Colab, nbclient
-    hint = "<i>Press the button to sample continuations with these settings.</i>"
-    samples = W.HTML(hint)
-    presses = [0]
-
-    def _update(_=None) -> None:
-        """Redraw the figure from the kept logits of the prompt."""
-        fig = draw_temperature_explorer(logits[prompt_w.value], tokenizer, t_w.value, k_w.value, p_w.value,
-                                        n_top=n_top)
-        image.value = figure_png(fig)
-
-    def _read(_=None) -> None:
-        """A new prompt: one forward pass (its logits are kept), then redraw; a bad prompt is reported, not drawn."""
-        if prompt_w.value not in logits:
-            try:
-                logits[prompt_w.value] = next_token_logits(model, prompt_ids(tokenizer, prompt_w.value))
-            except ValueError as err:
-                samples.value = f"<b>{html.escape(str(err))}</b>"
-                return
-        samples.value = hint
-        _update()
-
-    def _sample(_=None) -> None:
-        """Sample continuations with the current settings and the next seed."""
-        if prompt_w.value not in logits:  # a bad prompt: its error stays on display
-            return
-        seed, presses[0] = presses[0], presses[0] + 1
-        try:
-            texts = sample_continuations(model, tokenizer, prompt_w.value, t_w.value, k_w.value, p_w.value,
-                                         n_samples=n_samples, max_new_tokens=max_new_tokens, seed=seed)
-        except ValueError as err:  # e.g. the prompt + max_new_tokens exceed the model's positions
-            samples.value = f"<b>{html.escape(str(err))}</b>"
-            return
-        items = "".join(f"<li style='white-space: pre-wrap'>{html.escape(prompt_w.value)}<b>{html.escape(t)}</b></li>"
-                        for t in texts)
-        samples.value = (f"T = {t_w.value:.2f}, top-k = {k_w.value}, top-p = {p_w.value:.2f}, seed {seed}:"
-                         f"<ol>{items}</ol>")
-
-    prompt_w.observe(_read, names="value")
-    for control in (t_w, k_w, p_w):
-        control.observe(_update, names="value")
-    button.on_click(_sample)
-    _update()
-    return W.VBox([prompt_w, W.HBox([t_w, k_w, p_w]), image, W.HBox([button]), samples])
+    explorer = TemperatureExplorer(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
+                                   top_k=top_k, top_p=top_p, n_top=n_top, n_samples=n_samples,
+                                   top_k_max=min(V, max(100, top_k)))
+    for prompt in prompts:
+        explorer.read(prompt)
+    explorer.selected = 0
+    return explorer

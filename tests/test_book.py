@@ -90,7 +90,9 @@ def test_install_cell_on_colab_installs_the_package_and_keeps_torch(path, monkey
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_widgets_carry_their_state_and_say_how_to_play(path):
+def test_widgets_carry_their_state_and_respond_or_say_how_to_play(path):
+    """An explorer responds in the static page from its stored state (its front end included); any other widget
+    needs a kernel, and the text around it must say where to run it."""
     nb = load(path)
     state = nb["metadata"].get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     for i, cell in enumerate(nb["cells"]):
@@ -99,6 +101,11 @@ def test_widgets_carry_their_state_and_say_how_to_play(path):
         if not views:
             continue
         assert set(views) <= set(state), f"cell {i}: widget state not stored (re-run `make execute`)"
+        if all(state[v]["state"].get("explorer") for v in views):
+            front_end = (ROOT / "course_utils" / "explorers.js").read_text(encoding="utf-8")
+            assert all(state[v]["state"]["_esm"] == front_end for v in views), \
+                f"cell {i}: the stored front end is not today's explorers.js (re-run the notebook)"
+            continue
         before = next(c for c in reversed(nb["cells"][:i]) if c["cell_type"] == "markdown")
         after = next((c for c in nb["cells"][i + 1 :] if c["cell_type"] == "markdown"), {"source": []})
         assert "Colab" in "".join(before["source"] + after["source"]), f"cell {i}: say the static page cannot run it"

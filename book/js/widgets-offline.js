@@ -8,6 +8,7 @@ var require = (() => {
     paths: {
       "@jupyter-widgets/html-manager": static_ + "html-manager",  // -> _static/html-manager.js
       "@jupyter-widgets/html-manager/dist": static_.slice(0, -1),  // -> _static/libembed-amd.js
+      anywidget: static_ + "anywidget",  // the explorers' runtime (npm's anywidget), copied by book/_ext/course_book.py
     },
   };
 })();

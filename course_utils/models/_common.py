@@ -87,10 +87,12 @@ def check_cache(cache, batch_size: int) -> int:
 
 
 
-def decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> tuple[torch.Tensor | None, torch.Tensor]:
+def decoder_inputs(
+    c, input_ids, attention_mask, position_ids, cache, logits_to_keep: int = 0
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The attention mask (None: every key visible) and the position ids (B, L) of a decoder of config c.
 
-    Checks that ids, positions and cache fit the model. The mask hides the padded keys and, when c is causal
+    Checks that ids, positions, cache and logits_to_keep (>= 0) fit the model. The mask hides the padded keys and, when c is causal
     and L > 1, the future ones; position_ids default to T_past .. T_past + L - 1.
     """
     check_ids("input_ids", input_ids, c.vocab_size)
@@ -98,6 +100,7 @@ def decoder_inputs(c, input_ids, attention_mask, position_ids, cache) -> tuple[t
     if L == 0:
         raise ValueError(f"input_ids must hold at least one token, got shape {(B, L)}")
     past = check_cache(cache, B)
+    check_int("logits_to_keep", logits_to_keep, 0)
     if cache is not None and not getattr(c, "causal", True):
         raise ValueError("cache needs causal=True: a bidirectional model must re-read the whole sequence")
     if past + L > c.max_len:

@@ -72,18 +72,22 @@ class Decoder(Configured):
         *,
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        logits_to_keep: int = 0,
     ) -> DecoderOutput:
         """Next-token logits (B, L, V) for input_ids (B, L): the L tokens after the T_past ones in the cache.
 
         attention_mask (B, T_past + L) covers every key, cached ones included (0 = padding); position_ids (B, L)
         default to T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
+        logits_to_keep > 0: the logits of the last logits_to_keep positions only (transformers' name); hidden
+        states and attentions stay whole.
         """
-        mask, position_ids = decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache)
+        mask, position_ids = decoder_inputs(self.config, input_ids, attention_mask, position_ids, cache, logits_to_keep)
         x = self.dropout(self.tok(input_ids) + self.pos(position_ids))  # (B, L, d_model)
         hidden_states, attentions = [x], []
         for i, layer in enumerate(self.layers):
             x, alpha = layer(x, mask=mask, cache=None if cache is None else cache[i])
             hidden_states.append(x)
             attentions.append(alpha)
+        x = x[:, -logits_to_keep:] if logits_to_keep else x  # a prompt's prefill needs the last position's only
         logits = self.norm(x) @ self.tok.weight.T  # (B, L, V): the LM head is the token embedding matrix (tied)
         return DecoderOutput(logits, tuple(hidden_states), tuple(attentions))

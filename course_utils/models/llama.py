@@ -61,14 +61,17 @@ class LlamaDecoder(Configured):
         *,
         position_ids: torch.Tensor | None = None,
         cache: KVCache | None = None,
+        logits_to_keep: int = 0,
     ) -> DecoderOutput:
         """Next-token logits (B, L, V) for input_ids (B, L), the L tokens after the T_past ones in the cache.
 
         attention_mask (B, T_past + L) covers every key (0 = padding); position_ids (B, L) default to
         T_past .. T_past + L - 1 (a left-padded batch passes cumsum(attention_mask) - 1, as transformers).
+        logits_to_keep > 0: the logits of the last logits_to_keep positions only (transformers' name); hidden
+        states and attentions stay whole.
         """
         c = self.config
-        mask, position_ids = decoder_inputs(c, input_ids, attention_mask, position_ids, cache)
+        mask, position_ids = decoder_inputs(c, input_ids, attention_mask, position_ids, cache, logits_to_keep)
         rotary = rotary_angles(position_ids, c.d_model // c.n_heads, c.rope_theta)  # (cos, sin), for every layer
 
         x = self.tok(input_ids)  # (B, L, d_model): nothing added, the positions act inside attention
@@ -77,6 +80,6 @@ class LlamaDecoder(Configured):
             x, alpha = layer(x, mask, rotary=rotary, cache=None if cache is None else cache[i])
             hidden_states.append(x)
             attentions.append(alpha)
-        x = self.norm(x)
+        x = self.norm(x[:, -logits_to_keep:] if logits_to_keep else x)  # a prefill needs the last position's only
         logits = x @ self.tok.weight.T if self.lm_head is None else self.lm_head(x)  # (B, L, V)
         return DecoderOutput(logits, tuple(hidden_states), tuple(attentions))

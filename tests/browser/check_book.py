@@ -5,13 +5,19 @@
 Every page is served by a local HTTP server on 127.0.0.1 and checked for: no JavaScript error in the console;
 no request leaving 127.0.0.1 (each one is aborted and reported); every formula rendered by MathJax (no raw `$$`
 or `\\begin` left in the text); every image loaded; every widget view rendered (its slider or dropdown exists);
-every internal link pointing at a file and an anchor that exist. A screenshot of each chapter (notebooks/*.html)
+every internal link pointing at a file and an anchor that exist. The explorers (course_utils/explorers.js) must
+respond with no kernel: each is moved through several settings, and what it shows (mask, alpha; survivors, entropies,
+top probabilities) is read back and compared with the Python reference; the pages with explorers are checked again
+opened as file://. A screenshot of each chapter (notebooks/*.html)
 goes to _build/screenshots/. The browser is Debian's chromium (`make setup` installs it), driven by Playwright.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import json
+import math
 import re
 import sys
 import tempfile
@@ -23,7 +29,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urlsplit
 
-from playwright.sync_api import Error, Page, Route, sync_playwright
+import torch
+from playwright.sync_api import Error, Locator, Page, Route, sync_playwright
+
+from course_utils.attention import build_mask, scaled_dot_product_attention
+from course_utils.warpers import warp_distribution
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -34,7 +44,7 @@ SCREENSHOTS = Path("_build/screenshots")
 TABS = 3  # pages loading at once: Chromium lays out and typesets the next ones while one is being checked
 WIDGET_VIEW = 'script[type="application/vnd.jupyter.widget-view+json"]'
 REDIRECT = re.compile(r'<meta http-equiv="refresh"', re.IGNORECASE)  # Sphinx's index.html for a book in book/
-CONTROLS = ".widget-slider, .widget-dropdown"  # what a rendered view of this book's widgets contains
+CONTROLS = ".widget-slider, .widget-dropdown, .cu-explorer svg"  # what a rendered view of this book's widgets contains
 
 # Text outside code and outside MathJax's output that still looks like LaTeX: a formula MathJax did not render.
 RAW_MATH_JS = r"""() => {
@@ -133,10 +143,115 @@ def check_page(page: Page, root: Path, base: str, name: str, widget_timeout_s: f
     if page.locator(WIDGET_VIEW).count():
         try:
             page.wait_for_function(VIEWS_RENDERED_JS, timeout=widget_timeout_s * 1000)
+            problems += check_explorers(page)
         except Error:
             problems.append(f"widget views not rendered (no slider or dropdown) after {widget_timeout_s:.0f} s")
     hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
     return problems + [f"broken link {link}" for link in broken_links(root, base, hrefs)]
+
+
+# ---------------------------------------------------------------- the explorers respond with no kernel
+
+EXPLORER = ".cu-explorer"
+TOLERANCE = 1e-4  # the page computes in float64 from the stored float32 numbers, Python in float32
+SET_INPUT_JS = """(input, value) => {
+    input.value = value;
+    input.dispatchEvent(new Event("input", {bubbles: true}));
+}"""
+
+
+def explorer_models(page: Page) -> list[tuple[dict, Locator]]:
+    """(the stored widget state, the rendered root element) of every explorer of the page, in page order."""
+    states = {}
+    for script in page.locator('script[type="application/vnd.jupyter.widget-state+json"]').all():
+        states |= json.loads(script.text_content())["state"]
+    found = []
+    for view in page.locator(WIDGET_VIEW).all():
+        state = states[json.loads(view.text_content())["model_id"]]["state"]
+        if state.get("explorer"):
+            found.append((state, view.locator("xpath=..").locator(EXPLORER).first))
+    return found
+
+
+def set_control(root: Locator, label: str, value) -> None:
+    """Move the control labelled `label` to value, as a reader does (an input event)."""
+    control_id = root.locator(f'label:text-is("{label}")').get_attribute("for")
+    root.locator(f"#{control_id}").evaluate(SET_INPUT_JS, str(value))
+
+
+def check_mask_explorer(state: dict, root: Locator) -> list[str]:
+    """Three settings of the mask explorer: the mask and alpha shown equal build_mask + eq. (1) in Python."""
+    problems = []
+    n = len(state["tokens"])
+    combos = [{"mask": "padding", "pad side": "left", "queries": n - 1, "padded": 2},
+              {"mask": "causal", "pad side": "right", "queries": n, "padded": 1},
+              {"mask": "cross" if state["source_tokens"] else "bidirectional", "queries": 3, "source keys": 4,
+               "padded": 1}]
+    for combo in combos:
+        before = root.inner_html()
+        for label, value in combo.items():
+            set_control(root, label, value)
+        if root.inner_html() == before:
+            problems.append(f"mask explorer: the figure did not change for {combo}")
+        s = json.loads(root.get_attribute("data-settings"))
+        mask = build_mask(s["kind"], s["n_queries"], s["n_keys"], s["n_pad"], s["pad_side"])
+        shown = root.get_attribute("data-mask")
+        if shown != "/".join("".join(str(int(v)) for v in row) for row in mask.tolist()):
+            problems.append(f"mask explorer {s}: the page shows the mask {shown}, Python's is {mask.int().tolist()}")
+        if state["q"]:
+            keys = torch.tensor(state["k_source" if s["kind"] == "cross" else "k"])[: s["n_keys"]]
+            _, alpha = scaled_dot_product_attention(torch.tensor(state["q"])[: s["n_queries"]], keys, keys, mask=mask,
+                                                    scale=state["scale"])
+            gap = (torch.tensor(json.loads(root.get_attribute("data-alpha"))) - alpha).abs().max().item()
+            if gap > TOLERANCE:
+                problems.append(f"mask explorer {s}: alpha differs from Python's by {gap:.2e}")
+    return problems
+
+
+def check_temperature_explorer(state: dict, root: Locator) -> list[str]:
+    """Three settings and every stored prompt: survivors, entropies and top probabilities equal warp_distribution."""
+    problems = []
+    combos = [{"temperature": math.log10(0.7), "top-k (0 = off)": 0, "top-p (1 = off)": 0.9},
+              {"temperature": math.log10(1.5), "top-k (0 = off)": 10, "top-p (1 = off)": 1},
+              {"temperature": math.log10(0.3), "top-k (0 = off)": 5, "top-p (1 = off)": 0.5}]
+    slider = root.locator("#" + root.locator('label:text-is("temperature")').get_attribute("for"))
+    before = root.get_attribute("data-settings")
+    slider.focus()
+    slider.press("ArrowRight")  # the keyboard moves it too
+    if root.get_attribute("data-settings") == before:
+        problems.append("temperature explorer: the arrow key did not move the temperature slider")
+    for index, entry in enumerate(state["prompts"]):
+        set_control(root, "prompt", index)
+        z = torch.frombuffer(bytearray(base64.b64decode(entry["logits"])), dtype=torch.float32)
+        for combo in combos:
+            before = root.inner_html()
+            for label, value in combo.items():
+                set_control(root, label, value)
+            if root.inner_html() == before:
+                problems.append(f"temperature explorer: the figure did not change for {combo}")
+            s = json.loads(root.get_attribute("data-settings"))
+            ref = warp_distribution(z, s["temperature"], s["top_k"], s["top_p"])
+            where = f"temperature explorer, prompt {entry['prompt']!r}, {s}"
+            if int(root.get_attribute("data-survivors")) != len(ref.survivors):
+                problems.append(f"{where}: {root.get_attribute('data-survivors')} survivors, Python {len(ref.survivors)}")
+            for name, value in (("data-entropy-before", ref.entropy_before), ("data-entropy-after", ref.entropy_after)):
+                if abs(float(root.get_attribute(name)) - value) > TOLERANCE:
+                    problems.append(f"{where}: {name} {root.get_attribute(name)}, Python {value:.6f}")
+            top = json.loads(root.get_attribute("data-top"))
+            order = z.argsort(descending=True, stable=True)[: len(top)].tolist()
+            gap = max(abs(p - ref.after[i].item()) for i, p in top)
+            if [i for i, _ in top] != order or gap > TOLERANCE:
+                problems.append(f"{where}: the top tokens or their probabilities differ from Python's ({gap:.2e})")
+    return problems
+
+
+def check_explorers(page: Page) -> list[str]:
+    """Every explorer of the page, moved through its settings and read back against Python."""
+    problems = []
+    for state, root in explorer_models(page):
+        check = check_mask_explorer if state["explorer"] == "mask" else check_temperature_explorer
+        problems += check(state, root)
+    return problems
 
 
 def screenshot(page: Page, folder: Path, name: str) -> None:
@@ -163,7 +278,7 @@ def check_site(
 
         def stay_local(route: Route) -> None:
             url = route.request.url
-            if urlsplit(url).scheme in ("data", "blob") or urlsplit(url).netloc == local:
+            if urlsplit(url).scheme in ("data", "blob", "file") or urlsplit(url).netloc == local:
                 route.continue_()
             else:
                 problems[owner[route.request.frame.page]].append(f"request left the machine (aborted): {url}")
@@ -187,6 +302,15 @@ def check_site(
                 problems[name] += check_page(page, root, base, name, widget_timeout_s)
                 if screenshots is not None and name.startswith("notebooks/"):
                     screenshot(page, screenshots, name)
+                page.close()
+        for name in names:  # the explorers again, from the files themselves (a reader who opens the built book)
+            if EXPLORER[1:] in (root / name).read_text(encoding="utf-8"):
+                page = context.new_page()
+                owner[page], found = name, problems[name]
+                page.on("pageerror", lambda e, f=found: f.append(f"JavaScript exception (file://): {e}"))
+                page.goto((root / name).resolve().as_uri())
+                page.wait_for_function(VIEWS_RENDERED_JS, timeout=widget_timeout_s * 1000)
+                found += [f"{problem} (file://)" for problem in check_explorers(page)]
                 page.close()
         context.close()
     return problems
