@@ -101,8 +101,10 @@ test: setup
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	else echo "make test: no notebooks in notebooks/, nbval skipped"; fi
 	$(build_book)
-	$(PY) tests/browser/check_book.py _build/html
-	$(KERNEL_ENV) $(PY) tests/browser/check_lab.py
+	@# The two browser checks run side by side (each keeps about one core busy); both must pass.
+	@$(PY) tests/browser/check_book.py _build/html & book=$$!; \
+	  $(KERNEL_ENV) $(PY) tests/browser/check_lab.py; lab=$$?; \
+	  wait $$book; book=$$?; test $$book -eq 0 -a $$lab -eq 0
 
 # ---------------------------------------------------------------- notebooks
 lab: setup

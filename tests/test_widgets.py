@@ -179,7 +179,6 @@ def test_widget_without_source_has_no_cross_and_validates():
 
 # ---------------------------------------------------------------- the temperature explorer (chapter 09)
 
-import html  # noqa: E402
 import math  # noqa: E402
 
 from course_utils.data import BPE_SPECIAL_TOKENS, load_bpe  # noqa: E402

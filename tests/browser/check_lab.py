@@ -29,18 +29,22 @@ CHAPTERS = ["01_attention.ipynb", "09_decoding.ipynb"]
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 RUN_TIMEOUT_S = 600  # Run All of one chapter, kernel start included
-NOTEBOOK_SETTINGS = {"windowingMode": "none"}  # every cell in the DOM, not only those scrolled into view
+SETTINGS = {  # JupyterLab's user settings for the check
+    "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},  # every cell in the DOM, not only those in view
+    "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},  # no pop-up
+}
+SHOWN = ".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook"  # the chapter open now (an earlier one stays, hidden)
 
 MOVE_SLIDER_JS = """(input) => {
     input.value = input.value === input.max ? input.min : input.max;
     input.dispatchEvent(new Event("input", {bubbles: true}));
 }"""
 DONE_JS = """() => {  // no cell queued or running ([*]), and some cell has run ([1])
-    const prompts = [...document.querySelectorAll(".jp-Notebook .jp-InputPrompt")].map((p) => p.textContent);
+    const prompts = [...document.querySelectorAll("%s .jp-InputPrompt")].map((p) => p.textContent);
     return !prompts.some((t) => t.includes("*")) && prompts.some((t) => /\\[\\d+\\]/.test(t));
-}"""
-ERRORS_JS = """() => [...document.querySelectorAll('.jp-Notebook [data-mime-type="application/vnd.jupyter.stderr"]')]
-    .map((e) => e.textContent).filter((t) => /Traceback|Error/.test(t)).map((t) => t.slice(0, 300))"""
+}""" % SHOWN
+ERRORS_JS = """() => [...document.querySelectorAll('%s [data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map((e) => e.textContent).filter((t) => /Traceback|Error/.test(t)).map((t) => t.slice(0, 300))""" % SHOWN
 
 
 def free_port() -> int:
@@ -50,15 +54,15 @@ def free_port() -> int:
 
 
 def start_lab(folder: Path, port: int, token: str) -> subprocess.Popen:
-    """JupyterLab on 127.0.0.1:port serving folder, with app exposed to the page and windowing off."""
-    settings = folder / ".settings" / "@jupyterlab" / "notebook-extension"
-    settings.mkdir(parents=True)
-    (settings / "tracker.jupyterlab-settings").write_text(json.dumps(NOTEBOOK_SETTINGS))
+    """JupyterLab on 127.0.0.1:port serving folder, its app exposed to the page (window.jupyterapp), SETTINGS."""
+    for plugin, values in SETTINGS.items():
+        path = folder / ".settings" / f"{plugin}.jupyterlab-settings"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(values))
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}  # the inline backend draws the figures
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--port={port}",
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1", f"--port={port}",
                f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folder}",
-               "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={folder / '.settings'}",
-               "--LabApp.news_url=None", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+               "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={folder / '.settings'}"]
     lab = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -73,19 +77,26 @@ def start_lab(folder: Path, port: int, token: str) -> subprocess.Popen:
     raise RuntimeError("JupyterLab did not answer within 60 s")
 
 
-def run_chapter(page: Page, base: str, name: str) -> list[str]:
+def command(page: Page, name: str, args: dict | None = None) -> None:
+    """Run a JupyterLab command in the page and wait for it (its result stays in the page)."""
+    page.evaluate("([name, args]) => jupyterapp.commands.execute(name, args).then(() => null)", [name, args or {}])
+
+
+def run_chapter(page: Page, name: str) -> list[str]:
     """Open a chapter, Run All, then move its explorers; what went wrong."""
     problems = []
-    page.goto(f"{base}/lab/tree/{name}")
-    page.wait_for_function("() => window.jupyterapp?.shell?.currentWidget?.content?.widgets?.length > 0",
-                           timeout=120_000)
+    page.wait_for_function("() => window.jupyterapp", timeout=120_000)
+    page.evaluate("() => jupyterapp.restored.then(() => true)")  # the layout restored, the commands registered
+    command(page, "docmanager:open", {"path": name})
+    page.wait_for_function("(path) => jupyterapp.shell.currentWidget?.context?.path === path"
+                           " && jupyterapp.shell.currentWidget.content.widgets.length > 0", arg=name, timeout=120_000)
     page.wait_for_function("() => jupyterapp.shell.currentWidget.sessionContext.session?.kernel?.status === 'idle'",
                            timeout=120_000)
-    page.evaluate("() => jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")  # [ ] until run again
-    page.evaluate("() => jupyterapp.commands.execute('notebook:run-all-cells')")
+    command(page, "notebook:clear-all-cell-outputs")  # every prompt [ ] until run again
+    command(page, "notebook:run-all-cells")
     page.wait_for_function(DONE_JS, timeout=RUN_TIMEOUT_S * 1000, polling=1000)
     problems += [f"{name}: error output: {text}" for text in page.evaluate(ERRORS_JS)]
-    explorers = page.locator(".jp-Notebook .cu-explorer")
+    explorers = page.locator(f"{SHOWN} .cu-explorer")
     if explorers.count() == 0:
         return problems + [f"{name}: no explorer rendered"]
     for i in range(explorers.count()):
@@ -141,8 +152,8 @@ def main() -> int:
             page.goto(f"http://127.0.0.1:{port}/lab?token={token}")  # the token becomes a cookie
             page.on("pageerror", lambda e: problems.append(f"JavaScript exception: {e}"))
             for name in CHAPTERS:
-                problems += run_chapter(page, f"http://127.0.0.1:{port}", name)
-                page.evaluate("() => jupyterapp.shell.currentWidget.sessionContext.shutdown()")  # free its memory
+                problems += run_chapter(page, name)
+                page.evaluate("() => jupyterapp.shell.currentWidget.sessionContext.shutdown().then(() => null)")
             browser.close()
         finally:
             lab.terminate()
