@@ -86,12 +86,13 @@ book: setup
 	$(build_book)
 
 # ---------------------------------------------------------------- test
-# pytest exits with 5 when it collects nothing: that is a skip here, not a failure.
+# pytest exits with 5 when it collects nothing: that is a skip here, not a failure. Two workers, one torch thread
+# each (tests/conftest.py); the 4-minute beam test is collected first, so it runs beside all the others.
 # Last, every page of the built book is opened in headless Chromium (screenshots in _build/screenshots/), and
 # chapters 01 and 09 are run in a real JupyterLab, where their explorers are moved (tests/browser/check_lab.py).
 test: setup
 	@if [ -d tests ]; then \
-	  rc=0; $(PY) -m pytest tests || rc=$$?; \
+	  rc=0; $(PY) -m pytest -n 2 tests || rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: no tests collected in tests/, skipped"; \
 	  elif [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	else echo "make test: no tests/ directory, skipped"; fi

@@ -159,3 +159,54 @@ def test_browser_check_reports_each_kind_of_problem(tmp_path):
         "widget views not rendered",
     ]:
         assert expected in found, f"{expected!r} not reported in:\n{found}"
+
+
+EXPLORER_PAGE = """<!DOCTYPE html><html><head><title>explorers</title>
+<script type="application/vnd.jupyter.widget-state+json">{state}</script>
+<script src="_static/widgets-offline.js"></script><script src="_static/require.js"></script>
+<script src="_static/embed-amd.js"></script></head><body>{views}</body></html>"""
+
+
+def explorer_site(root: Path, broken: bool) -> None:
+    """A page holding both explorers, served with the book's own JavaScript; broken: explorers.js miscomputes."""
+    import torch
+    from ipywidgets.embed import embed_data
+
+    from course_utils.data import load_bpe
+    from course_utils.models import Decoder
+    from course_utils.widgets import attention_mask_explorer, temperature_explorer
+
+    static = root / "_static"
+    static.mkdir(parents=True)
+    for source in (ROOT / "node_modules/@jupyter-widgets/html-manager/dist").iterdir():
+        (static / source.name).write_bytes(source.read_bytes())
+    for source, name in ((ROOT / "node_modules/requirejs/require.js", "require.js"),
+                         (ROOT / "node_modules/anywidget/dist/index.js", "anywidget.js"),
+                         (ROOT / "book/js/widgets-offline.js", "widgets-offline.js")):
+        (static / name).write_bytes(source.read_bytes())
+    torch.manual_seed(0)
+    lm = Decoder(8000, d_model=16, n_heads=2, n_layers=1, d_ff=32, max_len=32).eval()
+    q, k = torch.randn(5, 4), torch.randn(5, 4)
+    widgets = [attention_mask_explorer(["a", "b", "c", "d", "[PAD]"], q, k),
+               temperature_explorer(lm, load_bpe(), ["Hamlet:", "Ophelia: My"])]
+    data = embed_data(views=widgets, drop_defaults=False)  # what nbclient stores: every trait
+    if broken:  # temperature multiplies, and the causal mask hides the diagonal
+        for model in data["manager_state"]["state"].values():
+            if "_esm" in model["state"]:
+                esm = model["state"]["_esm"].replace("x / temperature", "x * temperature")
+                model["state"]["_esm"] = esm.replace('j <= i', 'j < i')
+    views = "".join(f'<div><script type="{WIDGET_VIEW}">{json.dumps(view)}</script></div>'
+                    for view in data["view_specs"])
+    (root / "index.html").write_text(EXPLORER_PAGE.format(state=json.dumps(data["manager_state"]), views=views))
+
+
+@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="no Debian chromium (make setup installs it)")
+@pytest.mark.parametrize("broken", [False, True], ids=["explorers.js", "a wrong explorers.js"])
+def test_browser_check_compares_the_explorers_with_python(tmp_path, broken):
+    explorer_site(tmp_path, broken)
+    found = "\n".join(check_book().check_site(tmp_path, screenshots=None)["index.html"])
+    if not broken:
+        assert found == ""
+    else:
+        assert "mask explorer" in found and "the page shows the mask" in found, found
+        assert "temperature explorer" in found and ("survivors" in found or "entropy" in found), found
