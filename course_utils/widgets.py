@@ -296,8 +296,7 @@ class TemperatureExplorer(_Explorer):
 
     def logits(self, index: int | None = None) -> torch.Tensor:
         """The stored logits (V,) of prompt number index (default: the one shown), as the page decodes them."""
-        entry = self.prompts[self.selected if index is None else index]
-        return torch.frombuffer(bytearray(base64.b64decode(entry["logits"])), dtype=torch.float32)
+        return stored_logits(self.prompts[self.selected if index is None else index])
 
     def sample(self) -> None:
         """Sample n_samples continuations of the prompt shown with the current settings and the next seed."""
@@ -320,6 +319,11 @@ class TemperatureExplorer(_Explorer):
                 self.sample()
         except ValueError as err:  # e.g. a prompt with no token, or longer than the model's positions
             self.status = str(err)
+
+
+def stored_logits(entry: dict) -> torch.Tensor:
+    """The logits (V,) of one stored prompt entry of a TemperatureExplorer's state (float32 bytes in base64)."""
+    return torch.frombuffer(bytearray(base64.b64decode(entry["logits"])), dtype=torch.float32)
 
 
 def temperature_explorer(

@@ -92,8 +92,8 @@ def decoder_inputs(
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
     """The attention mask (None: every key visible) and the position ids (B, L) of a decoder of config c.
 
-    Checks that ids, positions, cache and logits_to_keep (>= 0) fit the model. The mask hides the padded keys and, when c is causal
-    and L > 1, the future ones; position_ids default to T_past .. T_past + L - 1.
+    Checks that ids, positions, cache and logits_to_keep (>= 0) fit the model. The mask hides the padded keys and,
+    when c is causal and L > 1, the future ones; position_ids default to T_past .. T_past + L - 1.
     """
     check_ids("input_ids", input_ids, c.vocab_size)
     B, L = input_ids.shape

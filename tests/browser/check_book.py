@@ -14,7 +14,6 @@ goes to _build/screenshots/. The browser is Debian's chromium (`make setup` inst
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import math
@@ -34,6 +33,7 @@ from playwright.sync_api import Error, Locator, Page, Route, sync_playwright
 
 from course_utils.attention import build_mask, scaled_dot_product_attention
 from course_utils.warpers import warp_distribution
+from course_utils.widgets import stored_logits
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -173,10 +173,19 @@ def explorer_models(page: Page) -> list[tuple[dict, Locator]]:
     return found
 
 
-def set_control(root: Locator, label: str, value) -> None:
-    """Move the control labelled `label` to value, as a reader does (an input event)."""
-    control_id = root.locator(f'label:text-is("{label}")').get_attribute("for")
-    root.locator(f"#{control_id}").evaluate(SET_INPUT_JS, str(value))
+def control(root: Locator, label: str) -> Locator:
+    """The input or select that the label `label` names (its for= attribute)."""
+    return root.locator("#" + root.locator(f'label:text-is("{label}")').get_attribute("for"))
+
+
+def set_controls(root: Locator, settings: dict, what: str) -> tuple[dict, list[str]]:
+    """Move each labelled control to its value, as a reader does (input events); the settings the page reports, and
+    a problem if its figure did not change."""
+    before = root.inner_html()
+    for label, value in settings.items():
+        control(root, label).evaluate(SET_INPUT_JS, str(value))
+    unchanged = [f"{what}: the figure did not change for {settings}"] if root.inner_html() == before else []
+    return json.loads(root.get_attribute("data-settings")), unchanged
 
 
 def check_mask_explorer(state: dict, root: Locator) -> list[str]:
@@ -188,12 +197,8 @@ def check_mask_explorer(state: dict, root: Locator) -> list[str]:
               {"mask": "cross" if state["source_tokens"] else "bidirectional", "queries": 3, "source keys": 4,
                "padded": 1}]
     for combo in combos:
-        before = root.inner_html()
-        for label, value in combo.items():
-            set_control(root, label, value)
-        if root.inner_html() == before:
-            problems.append(f"mask explorer: the figure did not change for {combo}")
-        s = json.loads(root.get_attribute("data-settings"))
+        s, unchanged = set_controls(root, combo, "mask explorer")
+        problems += unchanged
         mask = build_mask(s["kind"], s["n_queries"], s["n_keys"], s["n_pad"], s["pad_side"])
         shown = root.get_attribute("data-mask")
         if shown != "/".join("".join(str(int(v)) for v in row) for row in mask.tolist()):
@@ -214,22 +219,18 @@ def check_temperature_explorer(state: dict, root: Locator) -> list[str]:
     combos = [{"temperature": math.log10(0.7), "top-k (0 = off)": 0, "top-p (1 = off)": 0.9},
               {"temperature": math.log10(1.5), "top-k (0 = off)": 10, "top-p (1 = off)": 1},
               {"temperature": math.log10(0.3), "top-k (0 = off)": 5, "top-p (1 = off)": 0.5}]
-    slider = root.locator("#" + root.locator('label:text-is("temperature")').get_attribute("for"))
+    slider = control(root, "temperature")
     before = root.get_attribute("data-settings")
     slider.focus()
     slider.press("ArrowRight")  # the keyboard moves it too
     if root.get_attribute("data-settings") == before:
         problems.append("temperature explorer: the arrow key did not move the temperature slider")
     for index, entry in enumerate(state["prompts"]):
-        set_control(root, "prompt", index)
-        z = torch.frombuffer(bytearray(base64.b64decode(entry["logits"])), dtype=torch.float32)
+        control(root, "prompt").evaluate(SET_INPUT_JS, str(index))
+        z = stored_logits(entry)
         for combo in combos:
-            before = root.inner_html()
-            for label, value in combo.items():
-                set_control(root, label, value)
-            if root.inner_html() == before:
-                problems.append(f"temperature explorer: the figure did not change for {combo}")
-            s = json.loads(root.get_attribute("data-settings"))
+            s, unchanged = set_controls(root, combo, "temperature explorer")
+            problems += unchanged
             ref = warp_distribution(z, s["temperature"], s["top_k"], s["top_p"])
             where = f"temperature explorer, prompt {entry['prompt']!r}, {s}"
             if int(root.get_attribute("data-survivors")) != len(ref.survivors):
