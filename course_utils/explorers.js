@@ -216,12 +216,31 @@ function logitsOf(entry) {
   return decoded.get(entry.logits);
 }
 
+/** In a page of the built book (Sphinx marks its root element with data-content_root), load the script of a model
+ *  the page can run, _static/<name>.js (browser_gpt.py writes it), once; a <script>, so that file:// works too. */
+function loadPageModel(name) {
+  const contentRoot = document.documentElement.dataset.content_root;
+  if (contentRoot === undefined || document.querySelector(`script[data-page-model="${name}"]`)) return;
+  const script = document.createElement("script");
+  script.src = `${contentRoot}_static/${name}.js`;
+  script.dataset.pageModel = name;
+  document.head.append(script);
+}
+
+/** Float64 logits -> the float32 bytes in base64 of a stored prompt entry (what the kernel sends). */
+function encodeLogits(z) {
+  const bytes = new Uint8Array(Float32Array.from(z).buffer);
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(text);
+}
+
 function renderTemperature(model, root) {
   const [lowT, highT] = model.get("temperature_range");
   const controls = el("div", { class: "cu-controls" }, root);
   const prompt = control(controls, "prompt", { tag: "select" });
   const live = el("span", { class: "cu-control cu-live", hidden: "" }, controls);
-  const newPrompt = el("input", { type: "text", "aria-label": "a new prompt (read by the model in the kernel)", placeholder: "type a prompt, press Enter" }, live);
+  const newPrompt = el("input", { type: "text", "aria-label": "a new prompt, read by the model", placeholder: "type a prompt, press Enter" }, live);
   const t = control(controls, "temperature", { type: "range", min: Math.log10(lowT), max: Math.log10(highT), step: 0.01 });
   const k = control(controls, "top-k (0 = off)", { type: "range", min: 0, max: model.get("top_k_max"), step: 1 });
   const p = control(controls, "top-p (1 = off)", { type: "range", min: 0.01, max: 1, step: 0.01 });
@@ -232,17 +251,74 @@ function renderTemperature(model, root) {
   const hint = el("span", { class: "cu-hint", text: "sampling runs the model: open the notebook with a kernel (Colab, JupyterLab)" }, sampling);
   const samples = el("div", { class: "cu-samples" }, root);
 
+  // Who reads a new prompt and samples: the kernel when there is one, else the page itself when it can run the
+  // model (the tiny GPT: browser_gpt.js with the weights, _static/tiny_gpt.js in the book), else nobody.
+  let kernel = false, inPage = null, presses = 0;
+  const enable = (text) => { live.hidden = false; button.disabled = false; hint.textContent = text; };
+  function usePage(gpt) {
+    if (kernel || !gpt || gpt.name !== model.get("page_model")) return;
+    inPage = gpt;
+    root.dataset.modelReadyMs = Math.round(performance.now()); // since the page began to load: the check reports it
+    enable(`the ${gpt.name.replace("_", " ")} runs in this page: type a prompt, or sample`);
+  }
+  if (model.get("page_model")) {
+    if (globalThis.courseTinyGPT) usePage(globalThis.courseTinyGPT);
+    else globalThis.addEventListener?.("course-tiny-gpt", () => usePage(globalThis.courseTinyGPT), { once: true });
+  }
+
   t.input.addEventListener("input", () => { model.set("temperature", 10 ** Number(t.input.value)); model.save_changes(); });
   k.input.addEventListener("input", () => { model.set("top_k", Number(k.input.value)); model.save_changes(); });
   p.input.addEventListener("input", () => { model.set("top_p", Number(p.input.value)); model.save_changes(); });
   prompt.input.addEventListener("input", () => { model.set("selected", Number(prompt.input.value)); model.save_changes(); });
-  newPrompt.addEventListener("keydown", (e) => { if (e.key === "Enter") model.send({ type: "prompt", text: newPrompt.value }); });
-  button.addEventListener("click", () => model.send({ type: "sample" }));
+  newPrompt.addEventListener("keydown", (e) => {
+    if (e.key !== "Enter") return;
+    if (inPage) later(() => readInPage(newPrompt.value), "reading the prompt...");
+    else model.send({ type: "prompt", text: newPrompt.value });
+  });
+  button.addEventListener("click", () => {
+    if (inPage) later(sampleInPage, "sampling...");
+    else model.send({ type: "sample" });
+  });
   model.on("msg:custom", (msg) => { // the kernel answers the hello below: it can read new prompts and sample
     if (msg.type !== "live") return;
-    live.hidden = false; button.disabled = false; hint.textContent = "";
+    kernel = true; inPage = null;
+    enable("");
   });
-  model.send({ type: "hello" }); // no kernel (the static book): nobody answers, the stored prompts remain
+  model.send({ type: "hello" }); // no kernel (the static book): nobody answers
+
+  /** Show a message, let the page draw it, then run the work; an error becomes the message, never a frozen widget. */
+  function later(work, message) {
+    status(message);
+    setTimeout(() => {
+      try { work(); } catch (err) { status(String(err.message || err)); }
+    }, 0);
+  }
+  function status(text) { model.set("status", text); model.save_changes(); }
+
+  /** TemperatureExplorer.read in the page: one forward pass, the prompt added to the list and shown. */
+  function readInPage(text) {
+    if (text === "") throw new Error("prompt must hold some text, got an empty prompt");
+    const { tokenizer, model: gpt } = inPage, ids = tokenizer.encode(text), maxLen = gpt.config.max_len;
+    if (ids.length > maxLen) throw new Error(`prompt must fit the model's ${maxLen} positions, got ${ids.length} tokens`);
+    const z = gpt.nextLogits(ids, gpt.newCache());
+    const labels = argsort(z, true).slice(0, model.get("n_top")).map((id) => tokenizer.label(id));
+    const entries = [...model.get("prompts"), { prompt: text, logits: encodeLogits(z), labels, ids }];
+    model.set("prompts", entries);
+    model.set("selected", entries.length - 1);
+    model.set("status", "");
+    model.save_changes();
+  }
+
+  /** TemperatureExplorer.sample in the page: n_samples continuations with the current warpers and the next seed. */
+  function sampleInPage() {
+    const entry = model.get("prompts")[model.get("selected")], ids = entry.ids || inPage.tokenizer.encode(entry.prompt);
+    const T = model.get("temperature"), topK = model.get("top_k"), topP = model.get("top_p"), seed = presses++;
+    const outs = inPage.sample(ids, { n: model.get("n_samples"), maxNew: model.get("max_new_tokens"), seed,
+      probs: (z) => softmax(warpLogits(z, T, topK, topP)) });
+    model.set("samples", outs.map((out) => [entry.prompt, inPage.tokenizer.decode(out), JSON.stringify(out)]));
+    model.set("status", `T = ${T.toFixed(2)}, top-k = ${topK}, top-p = ${topP.toFixed(2)}, seed ${seed} (in this page):`);
+    model.save_changes();
+  }
 
   function draw() {
     const entries = model.get("prompts"), selected = Math.min(model.get("selected"), entries.length - 1);
@@ -290,6 +366,7 @@ function renderTemperature(model, root) {
 
     root.dataset.settings = JSON.stringify({ temperature: T, top_k: topK, top_p: topP, prompt: selected });
     root.dataset.prompt = entry.prompt;
+    root.dataset.ids = JSON.stringify(entry.ids || null);
     root.dataset.survivors = survivors;
     root.dataset.entropyBefore = hBefore;
     root.dataset.entropyAfter = hAfter;
@@ -300,15 +377,19 @@ function renderTemperature(model, root) {
     samples.replaceChildren();
     if (model.get("status")) el("p", { class: "cu-status", text: model.get("status") }, samples);
     const list = el("ol", {}, samples);
-    for (const [prefix, continuation] of texts) { // the prompt, then what the model wrote (bold)
+    for (const [prefix, continuation, ids] of texts) { // the prompt, then what the model wrote (bold)
       const item = el("li", { text: prefix }, list);
+      if (ids) item.dataset.ids = ids; // the new token ids, when the page sampled
       el("b", { text: continuation }, item);
     }
   }
   for (const name of ["prompts", "selected", "temperature", "top_k", "top_p"]) model.on(`change:${name}`, draw);
   for (const name of ["samples", "status"]) model.on(`change:${name}`, drawSamples);
   draw();
+  root.dataset.firstDrawMs = Math.round(performance.now());
   drawSamples();
+  // The model (10 MB for the tiny GPT) is loaded after the figure is drawn, so that the figure does not wait for it.
+  if (model.get("page_model") && !globalThis.courseTinyGPT) setTimeout(() => loadPageModel(model.get("page_model")));
 }
 
 export default {

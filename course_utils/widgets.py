@@ -27,6 +27,7 @@ from torch import nn
 
 from ._validate import check_choice, check_finite, check_int, check_seed, check_strings, check_tensor, seeded
 from .attention import MASK_KINDS, PAD_SIDES, build_mask, pad_positions, scaled_dot_product_attention
+from .browser_gpt import PAGE_MODEL, runs_in_page
 from .data import eos_id, prompt_ids, token_labels, tokenizer_size
 from .generation import generate, next_token_logits
 from .plots import attention_heatmap, mask_grid
@@ -250,9 +251,10 @@ def sample_continuations(
 class TemperatureExplorer(_Explorer):
     """Chapter 09's explorer: temperature, top-k and top-p over the full next-token distribution of stored prompts.
 
-    Each prompt entry holds the model's logits (V,) as float32 bytes in base64, and the labels of the n_top most
-    likely tokens (the bars; their order does not depend on the settings). With a kernel, the page can add prompts
-    (read(prompt), one forward pass each) and sample continuations (sample(), seeds 0, 1, 2, ...).
+    Each prompt entry holds the model's logits (V,) as float32 bytes in base64, the labels of the n_top most
+    likely tokens (the bars; their order does not depend on the settings) and the prompt's token ids. With a
+    kernel, the page can add prompts (read(prompt), one forward pass each) and sample continuations (sample(),
+    seeds 0, 1, 2, ...); with none, the page does both itself when page_model names a model it carries.
     """
 
     explorer = t.Unicode("temperature").tag(sync=True)
@@ -265,12 +267,14 @@ class TemperatureExplorer(_Explorer):
     top_k_max = t.Int(100).tag(sync=True)  # the end of the top-k slider
     temperature_range = t.List(t.Float(), default_value=list(TEMPERATURE_RANGE)).tag(sync=True)
     n_samples = t.Int(3).tag(sync=True)
+    max_new_tokens = t.Int(30).tag(sync=True)  # the length of a sample
     samples = t.List(t.List(t.Unicode())).tag(sync=True)  # [prompt, continuation] per sample
+    page_model = t.Unicode("").tag(sync=True)  # "tiny_gpt": a page with no kernel runs the model itself
     status = t.Unicode("").tag(sync=True)  # the settings of the samples shown, or why a request failed
 
-    def __init__(self, model: nn.Module, tokenizer, *, max_new_tokens: int = 30, **traits):
+    def __init__(self, model: nn.Module, tokenizer, **traits):
         super().__init__(**traits)
-        self._model, self._tokenizer, self._max_new_tokens, self._presses = model, tokenizer, max_new_tokens, 0
+        self._model, self._tokenizer, self._presses = model, tokenizer, 0
         self.on_msg(self._on_msg)
 
     def __repr__(self) -> str:
@@ -286,11 +290,14 @@ class TemperatureExplorer(_Explorer):
 
     def read(self, prompt: str) -> None:
         """Run the model once on prompt and show its next-token distribution (a bad prompt raises ValueError)."""
-        logits = next_token_logits(self._model, prompt_ids(self._tokenizer, prompt)).float()  # (V,)
+        if prompt == "":
+            raise ValueError("prompt must hold some text, got an empty prompt")
+        ids = prompt_ids(self._tokenizer, prompt)  # (1, T)
+        logits = next_token_logits(self._model, ids).float()  # (V,)
         check_int("n_top", self.n_top, 1, len(logits))
         top = logits.argsort(descending=True, stable=True)[: self.n_top]  # the ranking explorers.js uses
         entry = {"prompt": prompt, "logits": base64.b64encode(logits.numpy().tobytes()).decode(),
-                 "labels": token_labels(self._tokenizer, top)}
+                 "labels": token_labels(self._tokenizer, top), "ids": ids[0].tolist()}
         self.prompts = [*self.prompts, entry]
         self.selected = len(self.prompts) - 1
 
@@ -303,7 +310,7 @@ class TemperatureExplorer(_Explorer):
         seed, self._presses = self._presses, self._presses + 1
         prompt = self.prompts[self.selected]["prompt"]
         texts = sample_continuations(self._model, self._tokenizer, prompt, self.temperature, self.top_k, self.top_p,
-                                     n_samples=self.n_samples, max_new_tokens=self._max_new_tokens, seed=seed)
+                                     n_samples=self.n_samples, max_new_tokens=self.max_new_tokens, seed=seed)
         self.samples = [[prompt, text] for text in texts]
         self.status = f"T = {self.temperature:.2f}, top-k = {self.top_k}, top-p = {self.top_p:.2f}, seed {seed}:"
 
@@ -342,6 +349,8 @@ def temperature_explorer(
 
     The model reads each prompt once (its logits are stored in the widget, so the page redraws them without a
     kernel); the first prompt is shown. The button samples n_samples continuations with seed 0, then 1, 2, ...
+    When the model is the shipped tiny GPT with its BPE, a page with no kernel (the book) reads new prompts and
+    samples by itself (browser_gpt.js; its sampler is seeded too, but draws other numbers than torch's).
     """
     low, high = TEMPERATURE_RANGE
     check_warpers(temperature, top_k, top_p)
@@ -356,7 +365,8 @@ def temperature_explorer(
     check_int("top_k", top_k, 0, V)
     explorer = TemperatureExplorer(model, tokenizer, max_new_tokens=max_new_tokens, temperature=temperature,
                                    top_k=top_k, top_p=top_p, n_top=n_top, n_samples=n_samples,
-                                   top_k_max=min(V, max(100, top_k)))
+                                   top_k_max=min(V, max(100, top_k)),
+                                   page_model=PAGE_MODEL if runs_in_page(model, tokenizer) else "")
     for prompt in prompts:
         explorer.read(prompt)
     explorer.selected = 0

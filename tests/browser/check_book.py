@@ -8,13 +8,16 @@ or `\\begin` left in the text); every image loaded; every widget view rendered (
 every internal link pointing at a file and an anchor that exist. The explorers (course_utils/explorers.js) must
 respond with no kernel: each is moved through several settings, and what it shows (mask, alpha; survivors, entropies,
 top probabilities) is read back and compared with the Python reference; the pages with explorers are checked again
-opened as file://. A screenshot of each chapter (notebooks/*.html)
+opened as file://. Where the temperature explorer carries the tiny GPT (_static/tiny_gpt.js), the page must run it:
+typed prompts give Python's token ids and PyTorch's probabilities, top-k = 1 gives generate's greedy texts, bad
+prompts get a message; no page may load more than 15 MB. A screenshot of each chapter (notebooks/*.html)
 goes to _build/screenshots/. The browser is Debian's chromium (`make setup` installs it), driven by Playwright.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import math
 import re
@@ -73,15 +76,40 @@ BROKEN_IMAGES_JS = """async () => {
     return images.filter(img => !(img.complete && img.naturalWidth > 0)).map(img => img.currentSrc || img.src);
 }"""
 
+# Bytes the page has loaded: the document and every file it fetched, as sent (gzipped text, from the test server).
+LOADED_BYTES_JS = """() => [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]
+    .reduce((sum, entry) => sum + (entry.encodedBodySize || 0), 0)"""
+
 VIEWS_RENDERED_JS = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')]
     .every(view => view.parentElement.querySelector('{CONTROLS}'))"""
 
 
+COMPRESSED = {".html", ".js", ".css", ".json", ".svg", ".txt", ".map"}  # what a static host (GitHub Pages) gzips
+
+
+@functools.cache
+def gzipped(path: Path, mtime: float) -> bytes:
+    return gzip.compress(path.read_bytes(), compresslevel=6)
+
+
 class QuietHandler(SimpleHTTPRequestHandler):
-    """Serve files without logging every request."""
+    """Serve files without logging every request; text gzipped when the browser accepts it, as a static host does,
+    so that the bytes a page loads are those a reader of the published book downloads."""
 
     def log_message(self, *args) -> None:
         pass
+
+    def do_GET(self) -> None:
+        path = Path(self.translate_path(self.path))
+        if path.suffix not in COMPRESSED or "gzip" not in self.headers.get("Accept-Encoding", "") or not path.is_file():
+            return super().do_GET()
+        body = gzipped(path, path.stat().st_mtime)
+        self.send_response(200)
+        self.send_header("Content-Type", self.guess_type(str(path)))
+        self.send_header("Content-Encoding", "gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
 
 
 @contextmanager
@@ -146,6 +174,11 @@ def check_page(page: Page, root: Path, base: str, name: str, widget_timeout_s: f
             problems += check_explorers(page)
         except Error:
             problems.append(f"widget views not rendered (no slider or dropdown) after {widget_timeout_s:.0f} s")
+    loaded = page.evaluate(LOADED_BYTES_JS)
+    if loaded > MAX_PAGE_BYTES:
+        problems.append(f"the page loads {loaded / 1e6:.1f} MB, over {MAX_PAGE_BYTES / 1e6:.0f} MB")
+    if page.locator("script[data-page-model]").count():  # the explorer loaded its model
+        REPORT.append(f"{name}: {loaded / 1e6:.1f} MB loaded, the tiny GPT included")
     hrefs = page.evaluate("() => [...document.querySelectorAll('a[href]')].map(a => a.href)")
     return problems + [f"broken link {link}" for link in broken_links(root, base, hrefs)]
 
@@ -246,12 +279,102 @@ def check_temperature_explorer(state: dict, root: Locator) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- the tiny GPT runs in the page
+
+# A prompt of one token, two plain ones, one in other scripts, one of more than 100 tokens (a sample of it would
+# not fit the 128 positions: the page must say so).
+PAGE_PROMPTS = ["Ay", "To be, or not to be", "Ophelia: My lord,",
+                "Hamlet: café, naïve, Ελληνικά, 東京, 😀 -- « ay »",
+                " ".join(["ROMEO: But soft, what light through yonder window breaks?"] * 7)]
+PAGE_REFUSED = {"": "empty prompt", "word " * 200: "must fit the model's 128 positions"}  # typed prompt -> message
+N_TOP = 20
+MAX_PAGE_BYTES = 15_000_000  # a page with its model and runtime, everything it loads
+REPORT: list[str] = []  # what the check measured, printed at the end (no timed assertion)
+
+
+@functools.cache
+def tiny_gpt():
+    """The shipped tiny GPT and its BPE, which the page must reproduce (imported here: torch starts once)."""
+    from course_utils.checkpoints import load_tiny_gpt
+    from course_utils.data import load_bpe
+
+    return load_tiny_gpt(), load_bpe()
+
+
+STATUS_JS = "(el) => el.querySelector('.cu-status')?.textContent || ''"
+IDLE_JS = f"(el) => !/^(reading|sampling)/.test(({STATUS_JS})(el))"  # the page has answered (it says what it does)
+
+
+def answer(root: Locator, act) -> str:
+    """Do act() (type a prompt, press a button), wait for the page's answer; the status it shows then."""
+    act()  # the page sets its status ("reading the prompt...", "sampling...") at once, then works
+    root.page.wait_for_function(IDLE_JS, arg=root.element_handle(), timeout=60_000)
+    return root.evaluate(STATUS_JS)
+
+
+def type_prompt(root: Locator, text: str) -> str:
+    """Type text into the explorer's prompt box and press Enter; the status shown once the page has answered."""
+    box = root.locator('input[type="text"]')
+    box.fill(text)
+    return answer(root, lambda: box.press("Enter"))
+
+
+def check_page_model(state: dict, root: Locator) -> list[str]:
+    """The page runs the tiny GPT: typed prompts give Python's token ids and PyTorch's top-20 probabilities (within
+    1e-4); at top-k = 1 the sampled continuations are generate's greedy ones; bad prompts get a message."""
+    from course_utils.data import prompt_ids
+    from course_utils.generation import generate
+
+    model, tokenizer = tiny_gpt()
+    problems, where = [], "tiny GPT in the page"
+    try:
+        root.locator('input[type="text"]').wait_for(state="visible", timeout=30_000)
+    except Error:
+        return [f"{where}: the prompt box never appeared (is _static/tiny_gpt.js loaded?)"]
+    REPORT.append(f"{root.page.url}: the first distribution drawn {root.get_attribute('data-first-draw-ms')} ms "
+                  f"after the page began to load, the tiny GPT ready at {root.get_attribute('data-model-ready-ms')} ms")
+    for prompt in PAGE_PROMPTS:
+        message = type_prompt(root, prompt)
+        ids = prompt_ids(tokenizer, prompt)  # (1, T)
+        s, _ = set_controls(root, {"temperature": 0, "top-k (0 = off)": 0, "top-p (1 = off)": 1}, where)  # T ~ 1
+        if message or root.get_attribute("data-prompt") != prompt:
+            problems.append(f"{where}: prompt {prompt[:40]!r} not read ({message!r})")
+            continue
+        if json.loads(root.get_attribute("data-ids")) != ids[0].tolist():
+            problems.append(f"{where}: prompt {prompt[:40]!r}: the page's token ids differ from the BPE's")
+        with torch.no_grad():
+            z = model(ids).logits[0, -1]  # (V,)
+        p = warp_distribution(z, s["temperature"], s["top_k"], s["top_p"]).after  # at the slider's T (0.998)
+        top = json.loads(root.get_attribute("data-top"))[:N_TOP]
+        gap = max(abs(q - p[i].item()) for i, q in top)
+        if [i for i, _ in top] != z.argsort(descending=True, stable=True)[:N_TOP].tolist() or gap > TOLERANCE:
+            problems.append(f"{where}: prompt {prompt[:40]!r}: top-{N_TOP} differs from PyTorch's ({gap:.2e})")
+        set_controls(root, {"top-k (0 = off)": 1}, where)  # one survivor: sampling is greedy decoding
+        message = answer(root, root.get_by_role("button").click)
+        n_new = state["max_new_tokens"]
+        if ids.shape[1] + n_new > model.config.max_len:  # no room for a sample: the page must say so
+            if "exceeds the model's 128 positions" not in message:
+                problems.append(f"{where}: a sample beyond 128 positions was not refused with a message")
+            continue
+        greedy = generate(model, ids, n_new, eos_token_id=tokenizer.token_to_id("</s>"))[0, ids.shape[1]:].tolist()
+        shown = [json.loads(li.get_attribute("data-ids")) for li in root.locator(".cu-samples li").all()]
+        if shown != [greedy] * state["n_samples"]:
+            problems.append(f"{where}: prompt {prompt[:40]!r}: greedy continuations differ from generate's")
+    for prompt, expected in PAGE_REFUSED.items():
+        message = type_prompt(root, prompt)
+        if expected not in message:
+            problems.append(f"{where}: the prompt {prompt[:20]!r} got the message {message!r}, not {expected!r}")
+    return problems
+
+
 def check_explorers(page: Page) -> list[str]:
     """Every explorer of the page, moved through its settings and read back against Python."""
     problems = []
     for state, root in explorer_models(page):
         check = check_mask_explorer if state["explorer"] == "mask" else check_temperature_explorer
         problems += check(state, root)
+        if state.get("page_model"):
+            problems += check_page_model(state, root)
     return problems
 
 
@@ -326,6 +449,8 @@ def main(argv: list[str]) -> int:
         print(f"{'FAIL' if found else 'ok  '} {page}")
         for problem in found:
             print(f"       {problem}")
+    for line in REPORT:
+        print(line)
     n_bad = sum(bool(found) for found in problems.values())
     print(f"browser check of {len(problems)} pages in {time.perf_counter() - start:.1f} s: "
           f"{'all pages fine' if not n_bad else f'{n_bad} with problems'}; screenshots in {SCREENSHOTS}/")
