@@ -63,6 +63,8 @@ help:
 # The stamp is newer than requirements.txt and pyproject.toml once they are installed,
 # so a second `make setup` does nothing. torch is installed first and alone: the local
 # CPU wheel, so that no later requirement can make pip fetch a CUDA build.
+# Each target takes only what it needs: the notebooks (lab, execute, bench) only Python; the book adds npm's
+# JavaScript; the tests add Chromium.
 setup: $(STAMP) $(NODE_STAMP) $(CHROMIUM)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -86,7 +88,7 @@ define build_book
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 endef
 
-book: setup
+book: $(STAMP) $(NODE_STAMP)
 	$(build_book)
 
 # ---------------------------------------------------------------- test
@@ -113,10 +115,10 @@ test: setup
 	  test $$tests -eq 0 -a $$book -eq 0 -a $$lab -eq 0
 
 # ---------------------------------------------------------------- notebooks
-lab: setup
+lab: $(STAMP)
 	$(KERNEL_ENV) $(VENV)/bin/jupyter lab $(LAB_FLAGS) notebooks/
 
-execute: setup
+execute: $(STAMP)
 	@if [ -z "$(NOTEBOOKS)" ]; then echo "make execute: no notebooks in notebooks/"; fi
 	@set -e; for nb in $(NOTEBOOKS); do \
 	  echo "executing $$nb"; \
@@ -124,7 +126,7 @@ execute: setup
 	    --ExecutePreprocessor.kernel_name=python3 --ExecutePreprocessor.timeout=600 "$$nb"; \
 	done
 
-bench: setup
+bench: $(STAMP)
 	$(PY) bench/notebooks.py
 
 clean:
