@@ -6,8 +6,8 @@
 The script is classic JavaScript, loaded by a <script> element, so that it also loads from file:// (a fetch would
 not). A temperature explorer whose page_model is "tiny_gpt" adds that element once it has drawn its figure, in a
 page of the built book; the script sets globalThis.courseTinyGPT = {tokenizer, model, sample} and fires the event
-"course-tiny-gpt", and the explorer, if no kernel has answered, then reads any prompt typed into it, and samples. The weights are the
-checkpoint's float32 bytes (base64): the page computes what PyTorch computes, to about 1e-7.
+"course-tiny-gpt", and the explorer, if no kernel has answered, then reads any prompt typed into it, and samples.
+The weights are the checkpoint's float32 bytes (base64): the page computes what PyTorch computes, to about 1e-7.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ FILE_NAME = f"{PAGE_MODEL}.js"  # in the book's _static/, where the explorer loo
 def page_data(model: Decoder | None = None) -> dict:
     """What browser_gpt.js's load() reads: the config, the BPE (vocabulary, merges, special ids), the weights."""
     model = load_tiny_gpt() if model is None else model
-    tokenizer = json.loads(BPE_PATH.read_text())
-    vocab = sorted(load_bpe().get_vocab().items(), key=lambda item: item[1])
+    tokenizer = json.loads(BPE_PATH.read_text())  # the file load_bpe() reads: its vocabulary holds the special tokens
+    vocab = sorted(tokenizer["model"]["vocab"].items(), key=lambda item: item[1])
     if [i for _, i in vocab] != list(range(len(vocab))):
         raise ValueError(f"{BPE_PATH} must number its tokens 0 .. V - 1 without gaps")
     tensors, chunks, offset = {}, [], 0

@@ -311,7 +311,7 @@ function renderTemperature(model, root) {
 
   /** TemperatureExplorer.sample in the page: n_samples continuations with the current warpers and the next seed. */
   function sampleInPage() {
-    const entry = model.get("prompts")[model.get("selected")], ids = entry.ids || inPage.tokenizer.encode(entry.prompt);
+    const entry = model.get("prompts")[model.get("selected")], ids = entry.ids;
     const T = model.get("temperature"), topK = model.get("top_k"), topP = model.get("top_p"), seed = presses++;
     const outs = inPage.sample(ids, { n: model.get("n_samples"), maxNew: model.get("max_new_tokens"), seed,
       probs: (z) => softmax(warpLogits(z, T, topK, topP)) });
@@ -366,7 +366,7 @@ function renderTemperature(model, root) {
 
     root.dataset.settings = JSON.stringify({ temperature: T, top_k: topK, top_p: topP, prompt: selected });
     root.dataset.prompt = entry.prompt;
-    root.dataset.ids = JSON.stringify(entry.ids || null);
+    root.dataset.ids = JSON.stringify(entry.ids);
     root.dataset.survivors = survivors;
     root.dataset.entropyBefore = hBefore;
     root.dataset.entropyAfter = hAfter;
