@@ -2,7 +2,7 @@
 
 One module per idea (models and hf are packages, one file per model family); a module imports only from its own row
 (without cycles) or the rows below it:
-    face      widgets, exercises     the widgets of chapters 01 and 09; checks of the student's exercises
+    face      widgets, exercises     the widgets of chapters 01 and 09; checks of the student's exercises, their solutions
               browser_gpt            the tiny GPT in the book's pages: browser_gpt.js and the checkpoint's numbers
               pretrain, finetune     the recipes behind the shipped checkpoints and results (`python -m`)
     use       generation, hf         decoding (greedy, beam, sampling) with a KV cache; weights to and from torch

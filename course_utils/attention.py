@@ -184,13 +184,13 @@ class LayerCache:
             self.values = torch.cat([self.values, v], dim=2)
         return self.keys, self.values
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep the batch rows `index` of every cached tensor."""
+    def reorder(self, index: torch.Tensor, cross: bool = True) -> None:
+        """Keep the batch rows `index` of every cached tensor (cross=False: of the self-attention keys only)."""
         cached = self.keys if self.keys is not None else None if self.cross is None else self.cross[0]
         check_int_tensor("index", index, ndim=1, low=0, high=None if cached is None else cached.shape[0])
         if self.keys is not None:
             self.keys, self.values = self.keys.index_select(0, index), self.values.index_select(0, index)
-        if self.cross is not None:
+        if self.cross is not None and cross:
             self.cross = tuple(t.index_select(0, index) for t in self.cross)
 
     def _check_update(self, k, v) -> None:
@@ -235,10 +235,14 @@ class KVCache:
         cached = [t for layer in self.layers for t in (layer.keys, *(layer.cross or ())) if t is not None]
         return cached[0].shape[0] if cached else None
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep the batch rows `index` (B_new,) of every cached tensor: beam search follows its surviving beams."""
+    def reorder(self, index: torch.Tensor, cross: bool = True) -> None:
+        """Keep the batch rows `index` (B_new,) of every cached tensor: beam search follows its surviving beams.
+
+        cross=False leaves the cross-attention keys and values as they are, which is right (and cheaper) when index
+        only moves rows between the beams of one source: those rows hold the same h^enc.
+        """
         for layer in self.layers:
-            layer.reorder(index)
+            layer.reorder(index, cross)
 
 
 # ---------------------------------------------------------------- rotary positions (RoPE)
@@ -337,7 +341,7 @@ class MultiHeadAttention(nn.Module):
             if cache is not None and context is None:
                 k, v = cache.update(k, v)  # (B, H_kv, T_past + Lq, d_head): GQA caches the shared heads only
             elif cache is not None:
-                cache.cross = (k, v)
+                cache.cross = (k.contiguous(), v.contiguous())  # read every step: copied once
         Lk, H, H_kv = k.shape[2], self.n_heads, self.n_kv_heads
         _check_mask(mask, (B, H, Lq, Lk))
         if H_kv < H:  # GQA: the queries of a group's heads side by side, against their one shared k, v (no copies)

@@ -128,6 +128,11 @@ class _Seq2SeqLM(_DecoderLM):
         out = self.model.decode(ids[:, past:], self.h, self.source_mask, cache=self.cache)
         return out.logits[:, -1].float()  # (B, V)
 
+    def reorder(self, index: torch.Tensor) -> None:
+        """The decoder's cache follows the beams; its cross-attention part is the same for every beam of a source."""
+        if self.cache is not None:
+            self.cache.reorder(index, cross=False)
+
 
 def _grow(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """Extend the padding mask (B, T) by one real token."""

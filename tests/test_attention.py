@@ -204,6 +204,9 @@ def test_kv_cache_appends_along_time_and_reorders_the_batch():
     assert torch.equal(cache[0].keys[1], k[0]) and torch.equal(cache[0].values[0], v[2])
     assert torch.equal(cache[1].keys[0], k1[2] + 1)
     assert torch.equal(cache[0].cross[0][2], k1[0]) and cache.length == 6
+    cross = cache[0].cross
+    cache.reorder(torch.tensor([1, 1, 2]), cross=False)  # beams of one source: their cross keys are all the same
+    assert cache[0].cross is cross and torch.equal(cache[1].keys[2], k1[0] + 1)
 
 
 def test_mha_with_cache_token_by_token_equals_one_causal_pass():

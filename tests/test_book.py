@@ -137,6 +137,9 @@ BAD = """<!DOCTYPE html><html><head><title>bad</title>
 <img src="https://colab.research.google.com/assets/colab-badge.svg"><img src="missing.png">
 <a href="missing.html">gone</a> <a href="index.html#nowhere">no anchor</a>
 <div><script type="application/vnd.jupyter.widget-view+json">{"model_id": "x"}</script></div>
+<details class="solution"><summary>Solution</summary><pre>def f(): ...</pre></details>
+<details class="solution" open><summary>Solution</summary><pre>def g(): ...</pre></details>
+<details class="solution"><summary>Solution</summary>```python def h(): ...```</details>
 </body></html>"""
 
 
@@ -147,6 +150,7 @@ def test_browser_check_reports_each_kind_of_problem(tmp_path):
     problems = check_book().check_site(tmp_path, screenshots=None, widget_timeout_s=1)
     assert problems["index.html"] == []
     found = "\n".join(problems["bad.html"])
+    assert "solution 1 " not in found
     for expected in [
         "console error: boom",
         "JavaScript exception: undefined_function is not defined",
@@ -157,6 +161,8 @@ def test_browser_check_reports_each_kind_of_problem(tmp_path):
         "missing.html: no such file",
         "index.html#nowhere: no such anchor",
         "widget views not rendered",
+        "solution 2 is not a closed fold holding code: {'open': True, 'code': 1, 'shown': True}",
+        "solution 3 is not a closed fold holding code: {'open': False, 'code': 0, 'shown': False}",
     ]:
         assert expected in found, f"{expected!r} not reported in:\n{found}"
 

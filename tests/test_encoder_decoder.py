@@ -6,6 +6,7 @@ import transformers.models.bart.modeling_bart as modeling_bart
 from transformers import BartConfig, BartForConditionalGeneration, GPT2Config, GPT2LMHeadModel
 
 from course_utils.attention import KVCache
+from course_utils.generation import generate
 from course_utils.hf import encoder_decoder_from_bart, encoder_decoder_to_bart
 from course_utils.models import EncoderDecoder, shift_tokens_right
 
@@ -119,6 +120,16 @@ def test_kv_cache_reorder_selects_beams_of_decoder_and_cross_attention():
         step = ours.decode(tgt[beams, 4:], h[beams], cache=cache).logits  # (3, 1, V)
         full = ours(src[beams], tgt[beams]).logits  # (3, 5, V)
     assert (step - full[:, 4:]).abs().max() < 1e-5
+
+
+def test_beam_search_finds_the_same_texts_with_and_without_the_cache():
+    """Beams of one source share h^enc, so beam search need not reorder the cross-attention cache (generation.py)."""
+    torch.manual_seed(6)
+    ours = EncoderDecoder(V, d_model=32, n_heads=4, max_len=12).eval()
+    src = torch.randint(3, V, (3, 7))
+    cached = generate(ours, src, 8, num_beams=3, eos_token_id=2, pad_token_id=1)
+    recomputed = generate(ours, src, 8, num_beams=3, eos_token_id=2, pad_token_id=1, use_cache=False)
+    assert torch.equal(cached, recomputed)
 
 
 def test_cross_attention_reads_the_source_and_ignores_its_padding():

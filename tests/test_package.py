@@ -78,8 +78,11 @@ def test_modules_stay_small():
     sizes = {str(p.relative_to(PACKAGE)): _lines(p) for p in PACKAGE.rglob("*.py")}
     assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
     assert sizes["pretrain.py"] <= 200, sizes["pretrain.py"]
-    lecture = [n for name, n in sizes.items() if name.startswith("exercises") and not name.endswith("ch10.py")]
-    assert sum(lecture) <= 1300  # the nine lecture chapters' checks (issue 11's bar)
+    checks = {name: n for name, n in sizes.items() if name.startswith("exercises") and "solutions" not in name}
+    lecture = [n for name, n in checks.items() if not name.endswith("ch10.py")]
+    # the nine lecture chapters' checks: issue 11's bar of 1300 lines, plus the 25 that refuse what an exercise says
+    # not to use (issue 14); the solutions are not checks
+    assert sum(lecture) <= 1325
     assert sizes["exercises/ch10.py"] <= 150  # the appendix on today's LLMs
 
 

@@ -11,8 +11,10 @@ No check touches the global random state.
 from __future__ import annotations
 
 import copy
+import dis
 import inspect
 import numbers
+import types
 from typing import Callable, Sequence
 
 import torch
@@ -192,11 +194,32 @@ def run(name: str, cases: Sequence[Sequence], one_case: Callable, names: Sequenc
     return True
 
 
+def _uses(fn: Callable) -> set[str]:
+    """The names fn's code reads as attributes (`F.softmax`, `x.softmax()`) and the names of the torch and
+    course_utils functions it reads as globals (`softmax` imported under any name), lambdas included."""
+    found, codes = set(), [fn.__code__]
+    while codes:
+        code = codes.pop()
+        codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+        for step in dis.get_instructions(code):
+            obj = fn.__globals__.get(step.argval) if step.opname in ("LOAD_GLOBAL", "LOAD_NAME") else None
+            if step.opname in ("LOAD_ATTR", "LOAD_METHOD"):
+                found.add(step.argval)
+            elif (getattr(obj, "__module__", None) or "").startswith(("torch", "course_utils")):
+                found.add(getattr(obj, "__name__", step.argval))
+    return found
+
+
 def compare(name: str, student_fn: Callable, reference_fn: Callable, cases: Sequence[Sequence], *,
-            atol: float = 1e-5, lists: bool = False, reference_only: int = 0) -> bool:
+            atol: float = 1e-5, lists: bool = False, reference_only: int = 0, forbidden: Sequence[str] = ()) -> bool:
     """Call both functions on copies of every case (a tuple of arguments); True if all outputs match within atol
-    (see check_outputs). The last reference_only arguments of a case go to the reference only (e.g. a seed)."""
+    (see check_outputs). The last reference_only arguments of a case go to the reference only (e.g. a seed).
+    forbidden: what the exercise says not to use, by the last part of its name ("layer_norm": F.layer_norm...)."""
     check_callable(student_fn)
+    used = sorted(set(forbidden) & _uses(student_fn)) if hasattr(student_fn, "__code__") else []
+    if used:
+        raise AssertionError(f"{name}: your function uses {', '.join(f'`{u}`' for u in used)}, which this exercise "
+                             "asks you to write yourself")
 
     def one_case(*args):
         with torch.no_grad():  # neither function needs gradients

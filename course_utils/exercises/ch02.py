@@ -40,7 +40,7 @@ def check_layer_norm(fn: Callable) -> bool:
         case((4, 16), 1e-2, seed=50, scale=0.05),  # tiny activations: eps matters
         constant,
     ]
-    return compare("layer norm (eq. 3, gain and bias)", fn, reference, cases)
+    return compare("layer norm (eq. 3, gain and bias)", fn, reference, cases, forbidden=("layer_norm", "LayerNorm"))
 
 
 def check_feed_forward(fn: Callable) -> bool:
@@ -68,7 +68,7 @@ def check_feed_forward(fn: Callable) -> bool:
         case((2, 6, 16), 64, "gelu_tanh", seed=40),  # GPT-2
         case((3, 12), 20, "gelu", seed=50),  # d_ff need not be 4 d
     ]
-    return compare("feed-forward (eq. 2)", fn, reference, cases)
+    return compare("feed-forward (eq. 2)", fn, reference, cases, forbidden=("FeedForward",))
 
 
 def gpt2_param_count(vocab_size: int, max_len: int, d_model: int, n_layers: int, d_ff: int) -> int:

@@ -80,6 +80,11 @@ BROKEN_IMAGES_JS = """async () => {
 LOADED_BYTES_JS = """() => [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]
     .reduce((sum, entry) => sum + (entry.encodedBodySize || 0), 0)"""
 
+# The exercises' solutions: each a <details class="solution"> holding code, closed, so that its code takes no room.
+FOLDS_JS = """() => [...document.querySelectorAll("details.solution")].map(fold => ({
+    open: fold.open, code: fold.querySelectorAll("pre").length,
+    shown: [...fold.querySelectorAll("pre")].some(pre => pre.checkVisibility())}))"""
+
 VIEWS_RENDERED_JS = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')]
     .every(view => view.parentElement.querySelector('{CONTROLS}'))"""
 
@@ -168,6 +173,9 @@ def check_page(page: Page, root: Path, base: str, name: str, widget_timeout_s: f
         problems.append(f"{math['unrendered']} formulas not rendered by MathJax")
     problems += [f"MathJax error: {error}" for error in math["errors"]]
     problems += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_JS)]
+    for k, fold in enumerate(page.evaluate(FOLDS_JS)):
+        if fold["open"] or fold["shown"] or not fold["code"]:
+            problems.append(f"solution {k + 1} is not a closed fold holding code: {fold}")
     if page.locator(WIDGET_VIEW).count():
         try:
             page.wait_for_function(VIEWS_RENDERED_JS, timeout=widget_timeout_s * 1000)

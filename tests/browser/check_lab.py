@@ -4,7 +4,8 @@
 
 A JupyterLab server is started on 127.0.0.1 with a token, on copies of the two notebooks in a temporary folder (the
 repository's files are never written). In each chapter every cell is run (Run All); then no output may be an error,
-and each explorer must respond: a slider moved changes its figure. The temperature explorer must also find its kernel
+the exercises' solutions must be closed folds (JupyterLab renders their <details> as the book does), and each
+explorer must respond: a slider moved changes its figure. The temperature explorer must also find its kernel
 (the prompt box appears), read a new prompt typed into it, and sample continuations at the button. Screenshots of
 the explorers go to _build/screenshots/lab-*.png, beside the static book's.
 """
@@ -43,6 +44,10 @@ DONE_JS = """() => {  // no cell queued or running ([*]), and some cell has run 
     const prompts = [...document.querySelectorAll("%s .jp-InputPrompt")].map((p) => p.textContent);
     return !prompts.some((t) => t.includes("*")) && prompts.some((t) => /\\[\\d+\\]/.test(t));
 }""" % SHOWN
+# The exercises' solutions as JupyterLab renders their markdown: closed folds holding code (the same as the book's).
+FOLDS_JS = """() => [...document.querySelectorAll('%s .jp-RenderedMarkdown details.solution')].map(fold => ({
+    open: fold.open, code: fold.querySelectorAll("pre").length,
+    shown: [...fold.querySelectorAll("pre")].some(pre => pre.checkVisibility())}))""" % SHOWN
 ERRORS_JS = """() => [...document.querySelectorAll('%s [data-mime-type="application/vnd.jupyter.stderr"]')]
     .map((e) => e.textContent).filter((t) => /Traceback|Error/.test(t)).map((t) => t.slice(0, 300))""" % SHOWN
 
@@ -96,6 +101,9 @@ def run_chapter(page: Page, name: str) -> list[str]:
     command(page, "notebook:run-all-cells")
     page.wait_for_function(DONE_JS, timeout=RUN_TIMEOUT_S * 1000, polling=1000)
     problems += [f"{name}: error output: {text}" for text in page.evaluate(ERRORS_JS)]
+    folds = page.evaluate(FOLDS_JS)
+    if not folds or any(fold["open"] or fold["shown"] or not fold["code"] for fold in folds):
+        problems.append(f"{name}: the solutions are not closed folds holding code: {folds}")
     explorers = page.locator(f"{SHOWN} .cu-explorer")
     if explorers.count() == 0:
         return problems + [f"{name}: no explorer rendered"]
