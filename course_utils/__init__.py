@@ -18,6 +18,7 @@ One module per idea (models and hf are packages, one file per model family); a m
               datasets, metrics      corpus -> training batches; perplexity, edit distance, entropy, confusion
     ground    attention, data,       eq. (1), masks, KV cache, GQA, RoPE; corpus, splits, tokenizers;
               dates, plots,          the date task; matplotlib helpers;
+              diagrams               the lecture's architecture figures, drawn by code;
               _validate              argument checks, seeding, padding, mini-batches (one copy of each)
 """
 

@@ -96,8 +96,9 @@ def test_figure_mask_only():
 def test_figure_weights_are_masked_attention(qk):
     q, k, _ = qk
     fig = draw_mask_explorer("padding", TOKENS, q, k, n_pad=1)
-    assert len(fig.axes) == 2
-    assert fig.axes[0].get_title() == "mask: padding"
+    assert len(fig.axes) == 3  # the mask (its legend on it), the weights and their colour bar
+    assert fig.axes[0].get_title() == "mask: padding" and fig.axes[0].get_legend() is not None
+    assert fig.axes[1].images[0].get_clim() == (0.0, 1.0) and fig.axes[2].get_ylabel() == r"$\alpha_{ij}$"
     shown = torch.as_tensor(fig.axes[1].images[0].get_array())
     mask = build_mask("padding", 6, n_pad=1)
     _, alpha = scaled_dot_product_attention(q, k, k, mask=mask)
