@@ -3,7 +3,9 @@ and the browser check of the built book (tests/browser/check_book.py) reports wh
 
 import importlib.util
 import json
+import re
 import shlex
+import subprocess
 import sys
 import tomllib
 import types
@@ -216,3 +218,47 @@ def test_browser_check_compares_the_explorers_with_python(tmp_path, broken):
     else:
         assert "mask explorer" in found and "the page shows the mask" in found, found
         assert "temperature explorer" in found and ("survivors" in found or "entropy" in found), found
+
+
+# ------------------------------------------------------------------ one place names the repository
+
+LINK = re.compile(r"(?:github\.com|colab\.research\.google\.com/github)/([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)")
+NOT_A_REPOSITORY = {"OWNER/NAME", "someone/my-llm-book", "YOU/YOUR-FORK"}  # placeholders, the fork of the test
+
+
+def test_no_file_names_another_repository_than_the_config():
+    """Every link to a GitHub repository (Colab's included) is _config.yml's: an instructor's fork re-points all."""
+    ours = REPOSITORY.removeprefix("https://github.com/")
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    others = {}
+    for name in tracked:
+        if name == "package-lock.json" or not (ROOT / name).is_file():  # npm's funding links are not ours
+            continue
+        try:
+            text = (ROOT / name).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        for repo in set(LINK.findall(text)) - {ours} - NOT_A_REPOSITORY:
+            others.setdefault(repo, []).append(name)
+    assert not others, f"files name a repository other than _config.yml's {ours}: {others}"
+
+
+def test_repoint_moves_every_link_to_the_fork(tmp_path):
+    for name in ["_config.yml", "pyproject.toml", "README.md", *[p.relative_to(ROOT) for p in ROOT.glob("book/*.md")],
+                 *[p.relative_to(ROOT) for p in NOTEBOOKS]]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes((ROOT / name).read_bytes())
+    spec = importlib.util.spec_from_file_location("repoint", ROOT / "book" / "repoint.py")
+    repoint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(repoint)
+    changed = repoint.repoint(tmp_path, "https://github.com/someone/my-llm-book")
+    assert {p.name for p in changed} >= {"_config.yml", "pyproject.toml", "README.md"} | {p.name for p in NOTEBOOKS}
+    old = REPOSITORY.removeprefix("https://github.com/")
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert old not in path.read_text(encoding="utf-8"), path
+    nb = load(tmp_path / "notebooks" / NOTEBOOKS[0].name)
+    assert "colab.research.google.com/github/someone/my-llm-book/blob/main/notebooks/" in "".join(nb["cells"][0]["source"])
+    assert 'url = "https://github.com/someone/my-llm-book"' in first_code_cell(nb)
+    with pytest.raises(ValueError, match="new_url must look like https://github.com/OWNER/NAME"):
+        repoint.repoint(tmp_path, "git@github.com:someone/fork.git")
