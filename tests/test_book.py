@@ -71,6 +71,17 @@ def test_install_cell_does_nothing_outside_colab(path, monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_install_cell_says_how_to_install_course_utils_where_it_is_missing(path, monkeypatch):
+    """A student's own Python without the package: the first cell names the pip command, not a later ImportError."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "course_utils" else find_spec(name, *args))
+    with pytest.raises(ModuleNotFoundError, match=r'course_utils is not installed .* pip install -e "\.\[course\]"'):
+        run_install_cell(first_code_cell(load(path)))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_install_cell_on_colab_installs_the_package_and_keeps_torch(path, monkeypatch):
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     nb = load(path)
@@ -258,7 +269,8 @@ def test_repoint_moves_every_link_to_the_fork(tmp_path):
         if path.is_file():
             assert old not in path.read_text(encoding="utf-8"), path
     nb = load(tmp_path / "notebooks" / NOTEBOOKS[0].name)
-    assert "colab.research.google.com/github/someone/my-llm-book/blob/main/notebooks/" in "".join(nb["cells"][0]["source"])
+    badge = "".join(nb["cells"][0]["source"])
+    assert "colab.research.google.com/github/someone/my-llm-book/blob/main/notebooks/" in badge
     assert 'url = "https://github.com/someone/my-llm-book"' in first_code_cell(nb)
     with pytest.raises(ValueError, match="new_url must look like https://github.com/OWNER/NAME"):
         repoint.repoint(tmp_path, "git@github.com:someone/fork.git")
