@@ -283,6 +283,11 @@ def check_tokenizer(tokenizer, kind: str = "either", optional: bool = True) -> N
         what = {"tokenizers": "a tokenizers.Tokenizer (data.load_wordpiece())", "either": "a tokenizers.Tokenizer "
                 "(data.load_bpe()) or a transformers tokenizer", "transformers": "a transformers tokenizer"}[kind]
         raise TypeError(f"tokenizer must be {what}{' or None' if optional else ''}, got {type(tokenizer).__name__}")
+    if ours and (getattr(tokenizer, "padding", None) or getattr(tokenizer, "truncation", None)):
+        # e.g. a transformers tokenizer's backend_tokenizer, which may pad every text to 128 ids: silent garbage
+        raise ValueError(f"tokenizer must encode each text as it is, got one that pads or truncates it (padding="
+                         f"{tokenizer.padding}, truncation={tokenizer.truncation}): pass a copy after .no_padding() "
+                         "and .no_truncation()")
 
 
 def eos_id(tokenizer) -> int | None:

@@ -59,3 +59,17 @@ def test_a_python_older_than_supported_is_named(monkeypatch):
     source = Path(course_utils.__file__).read_text()
     with pytest.raises(RuntimeError, match=r"course_utils needs Python 3.10 or newer, got Python 3.9.18"):
         exec(compile(source, course_utils.__file__, "exec"), {"__name__": "course_utils"})
+
+
+def test_a_tokenizer_that_pads_every_text_is_refused_not_used():
+    """A transformers tokenizer's backend may pad every text to 128 ids: documents of padding, silently, before."""
+    from course_utils.datasets import bert_documents
+
+    tokenizer = data.load_wordpiece()
+    tokenizer.enable_padding(length=128)
+    with pytest.raises(ValueError, match=r"tokenizer must encode each text as it is, got one that pads"):
+        bert_documents("test", tokenizer)
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(8)
+    with pytest.raises(ValueError, match="pads or truncates"):
+        bert_documents("test", tokenizer)
