@@ -14,7 +14,7 @@ from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from ._validate import check_choice
 
 COLOURS = {"attention": "#fdd49e", "cross": "#fcbba1", "ffn": "#c6dbef", "norm": "#e5e5e5", "embed": "#c7e9c0",
-           "head": "#dadaeb", "stack": "#f7f7f7", "io": "#ffffff"}
+           "head": "#dadaeb"}
 PLACEMENTS = ("lecture", "post", "pre")
 W, H = 3.6, 0.62  # a block's width and height, in data units
 
@@ -23,7 +23,7 @@ def _canvas(title: str, ax: plt.Axes | None) -> tuple[plt.Figure, plt.Axes]:
     """A white figure (or the given axes of one, drawn into side by side) with room for the title."""
     if ax is None:
         _, ax = plt.subplots(facecolor="white")
-        ax.figure.sized = False
+        ax.figure.fit_to_drawing = True  # _finish sizes a figure of its own, never one it was given axes of
     fig = ax.figure
     fig.set_facecolor("white")
     fig.course_code = getattr(fig, "course_code", [])  # the course_utils names it shows (tests/test_diagrams.py)
@@ -39,9 +39,14 @@ def _block(ax: plt.Axes, x: float, y: float, text: str, kind: str, code: str = "
     ax.text(x, y + (0.09 if code else 0), text, ha="center", va="center", fontsize=8.5, color="black")
     if code:
         ax.text(x, y - 0.17, code, ha="center", va="center", fontsize=6.5, color="#555555", family="monospace")
-    if code:
         ax.figure.course_code.append(code)
     return x, y
+
+
+def _caption(ax: plt.Axes, x: float, text: str, code: str) -> None:
+    """The code that builds the whole figure, in grey monospace under it (text: how it is written there)."""
+    ax.text(x, -0.55, text, ha="center", fontsize=7, family="monospace", color="#555555")
+    ax.figure.course_code.append(code)
 
 
 def _add(ax: plt.Axes, x: float, y: float, label: str = "") -> tuple:
@@ -53,17 +58,13 @@ def _add(ax: plt.Axes, x: float, y: float, label: str = "") -> tuple:
     return x, y
 
 
-def _arrow(ax: plt.Axes, a: tuple, b: tuple, *, gap_a: float = H / 2, gap_b: float = H / 2, bend: float = 0.0,
-           label: str = "", colour: str = "#222222") -> None:
+def _arrow(ax: plt.Axes, a: tuple, b: tuple, *, gap_a: float = H / 2, gap_b: float = H / 2,
+           colour: str = "#222222") -> None:
     """An arrow from block a to block b (gaps: how far from the centres it starts and ends)."""
     (xa, ya), (xb, yb) = a, b
     start = (xa, ya + gap_a) if xa == xb or abs(yb - ya) > abs(xb - xa) else (xa + (gap_a if xb > xa else -gap_a), ya)
     end = (xb, yb - gap_b) if xa == xb or abs(yb - ya) > abs(xb - xa) else (xb - (gap_b if xb > xa else -gap_b), yb)
-    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color=colour, linewidth=1,
-                                 connectionstyle=f"arc3,rad={bend}"))
-    if label:
-        ax.text((start[0] + end[0]) / 2 + 0.08, (start[1] + end[1]) / 2, label, fontsize=7, color="#555555",
-                ha="left", va="center")
+    ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=9, color=colour, linewidth=1))
 
 
 def _skip(ax: plt.Axes, a: tuple, plus: tuple, side: float = -1.0) -> None:
@@ -111,7 +112,7 @@ def _finish(fig: plt.Figure, ax: plt.Axes, xlim: tuple, ylim: tuple) -> plt.Figu
     ax.set_xlim(*xlim)
     ax.set_ylim(*ylim)
     ax.set_aspect("equal")
-    if getattr(fig, "sized", True) is False:  # a figure of its own: sized to the drawing
+    if getattr(fig, "fit_to_drawing", False):
         fig.set_size_inches(0.55 * (xlim[1] - xlim[0]), 0.55 * (ylim[1] - ylim[0]) + 0.45)
         fig.subplots_adjust(left=0, right=1, bottom=0, top=1 - 0.45 / fig.get_size_inches()[1])
     return fig
@@ -131,9 +132,7 @@ def transformer_layer(norm: str = "lecture", ax: plt.Axes | None = None) -> plt.
     out, gap, y = _sublayer(ax, 0, y + 0.3, out, FFN, norm, gap)
     top = _io(ax, 0, y + 1.1, r"$\mathbf{y}_1, \dots, \mathbf{y}_L$")
     _arrow(ax, out, top, gap_a=gap, gap_b=0.2)
-    ax.text(0, -0.55, f'TransformerLayer(norm="{norm}")', ha="center", fontsize=7, family="monospace",
-            color="#555555")
-    fig.course_code.append("TransformerLayer")
+    _caption(ax, 0, f'TransformerLayer(norm="{norm}")', "TransformerLayer")
     return _finish(fig, ax, (-2.6, 2.6), (-0.8, y + 1.5))
 
 
@@ -152,8 +151,7 @@ def encoder_stack(ax: plt.Axes | None = None) -> plt.Figure:
     _arrow(ax, dots, last, gap_a=0.2)
     top = _io(ax, 0, 5.55, r"$\mathbf{y}_1, \dots, \mathbf{y}_L$: contextual embeddings (figure 4)")
     _arrow(ax, last, top, gap_b=0.2)
-    ax.text(0, -0.55, "Encoder", ha="center", fontsize=7, family="monospace", color="#555555")
-    fig.course_code.append("Encoder")
+    _caption(ax, 0, "Encoder", "Encoder")
     return _finish(fig, ax, (-2.8, 2.8), (-0.8, 5.9))
 
 
@@ -165,8 +163,7 @@ def fine_tuning(ax: plt.Axes | None = None) -> plt.Figure:
         inp = _io(ax, x, 0, r"[CLS] $s_1$ [SEP] $s_2$ [SEP]" if x == 0 else r"[CLS] $x$ [SEP]")
         enc = _block(ax, x, 1.2, "encoder (BERT)", "attention", "Encoder")
         _arrow(ax, inp, enc, gap_a=0.2)
-        ax.text(x, -0.6, f"{title}: {code}", ha="center", fontsize=7, family="monospace", color="#555555")
-        fig.course_code.append(code)
+        _caption(ax, x, f"{title}: {code}", code)
         if x == 0:
             mlm = _block(ax, x - 0.9, 2.7, r"MLM: $P_\theta(w \mid \tilde{x})$", "head", "MLMHead", width=2.1)
             pool = _block(ax, x + 1.2, 2.7, "pooler, [CLS]", "head", "Pooler", width=1.9)
@@ -176,8 +173,8 @@ def fine_tuning(ax: plt.Axes | None = None) -> plt.Figure:
             _arrow(ax, pool, nsp)
         else:
             pool = _block(ax, x, 2.7, "pooler, [CLS] (kept)", "head", "Pooler")
-            cls = _block(ax, x, 3.9, r"new classifier: $P_\theta(y \mid x)$, eq. (6)", "cross", "EncoderForClassification.classifier",
-                         width=3.9)
+            cls = _block(ax, x, 3.9, r"new classifier: $P_\theta(y \mid x)$, eq. (6)", "cross",
+                         "EncoderForClassification.classifier", width=3.9)
             _arrow(ax, enc, pool)
             _arrow(ax, pool, cls)
     _arrow(ax, (1.85, 1.2), (3.15, 1.2), gap_a=0, gap_b=0)
@@ -198,8 +195,7 @@ def decoder(ax: plt.Axes | None = None) -> plt.Figure:
     top = _io(ax, 0, 5.6, r"$P_\theta(x_{i+1} \mid x_{\leq i})$ for every $i$")
     for a, b in ((inp, e), (e, layer), (layer, norm), (norm, head), (head, top)):
         _arrow(ax, a, b, gap_a=0.2 if a is inp else H / 2, gap_b=0.2 if b is top else H / 2)
-    ax.text(0, -0.55, "Decoder", ha="center", fontsize=7, family="monospace", color="#555555")
-    fig.course_code.append("Decoder")
+    _caption(ax, 0, "Decoder", "Decoder")
     return _finish(fig, ax, (-2.6, 2.6), (-0.8, 6.0))
 
 
@@ -222,13 +218,11 @@ def encoder_decoder(ax: plt.Axes | None = None) -> plt.Figure:
     _arrow(ax, dec[0], dec[1])
     _arrow(ax, dec[1], head)
     _arrow(ax, head, top, gap_b=0.2)
-    for layer in dec:  # h^enc goes to the cross-attention of every decoder layer
-        ax.plot([1.6, 3.3], [3.6, 3.6], color="#b2182b", linewidth=1)
-        ax.plot([3.3, 3.3], [3.6, layer[1]], color="#b2182b", linewidth=1)
+    ax.plot([1.6, 3.3, 3.3], [3.6, 3.6, dec[0][1]], color="#b2182b", linewidth=1)  # from h^enc down the side
+    for layer in dec:  # ...into the cross-attention of every decoder layer
         _arrow(ax, (3.3, layer[1]), layer, gap_a=0, gap_b=W / 2, colour="#b2182b")
     ax.text(1.7, 3.75, r"$\mathbf{K}, \mathbf{V}$ read $\mathbf{h}^{enc}$", fontsize=7, color="#b2182b")
-    ax.text(0, -0.55, "EncoderDecoder.encode", ha="center", fontsize=7, family="monospace", color="#555555")
-    fig.course_code += ["EncoderDecoder", "EncoderDecoder.encode"]
+    _caption(ax, 0, "EncoderDecoder.encode", "EncoderDecoder.encode")
     return _finish(fig, ax, (-2.3, 8.9), (-0.8, 5.0))
 
 
@@ -248,6 +242,5 @@ def decoder_layer(ax: plt.Axes | None = None) -> plt.Figure:
     _arrow(ax, out, top, gap_a=gap, gap_b=0.2)
     h = _io(ax, 3.6, cross_y, r"$\mathbf{h}^{enc}$")
     _arrow(ax, h, (0, cross_y), gap_a=0.4, gap_b=W / 2, colour="#b2182b")
-    ax.text(0, -0.55, "DecoderLayer", ha="center", fontsize=7, family="monospace", color="#555555")
-    fig.course_code.append("DecoderLayer")
+    _caption(ax, 0, "DecoderLayer", "DecoderLayer")
     return _finish(fig, ax, (-2.6, 4.2), (-0.8, y + 1.5))
