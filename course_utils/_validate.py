@@ -5,6 +5,7 @@ Every message names the argument as the caller wrote it, the value (or its shape
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import random
@@ -167,6 +168,14 @@ def check_path(name: str, path, missing: str = "") -> Path:
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path} is missing{missing}")
     return Path(path)
+
+
+def require(module: str, what: str, package: str, install: str):
+    """The optional `module`, imported; if it is not installed, an error naming what needs it and the pip command."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ModuleNotFoundError(f"{what} needs the package {package}: {install}") from err
 
 
 

