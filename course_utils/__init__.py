@@ -4,7 +4,8 @@ One module per idea (models and hf are packages, one file per model family); a m
 (without cycles) or the rows below it:
     face      widgets, exercises     the widgets of chapters 01 and 09; checks of the exercises, their solutions
               browser_gpt            the tiny GPT in the book's pages: browser_gpt.js and the checkpoint's numbers
-              pretrain, finetune     the recipes behind the shipped checkpoints and results (`python -m`)
+              pretrain, finetune,    the recipes behind the shipped checkpoints and results (`python -m`);
+              nsp_topic              NSP with MiniLM, and ALBERT's swapped pairs (chapter 04)
     use       generation, hf         decoding (greedy, beam, sampling) with a KV cache; weights to and from torch
                                      and transformers (BERT, GPT-2, BART, Llama), transformers LMs behind generate()
               evaluation, training   held-out figures of the tiny models; the train loop

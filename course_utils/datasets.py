@@ -3,7 +3,8 @@
 - BERT: one document per play, one segment per speech; NSP instances; `collate` pads them into a batch.
 - GPT: a split as one stream of BPE ids; random windows of it (nanoGPT's get_batch).
 - BART: runs of whole sentences, and `noisy_batch`, the text-infilled source beside the original.
-- Fine-tuning: `Passage`s of consecutive speeches labelled with their play's genre; `encode` makes model inputs.
+- Fine-tuning: `Passage`s of consecutive speeches, as written or with their words shuffled (a tiny CoLA: is this
+  word order English?); `encode` makes model inputs.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from .objectives import IGNORE_INDEX, NSPInstance, nsp_instances
 BART_MAX_TOKENS = 64  # the tiny BART reads and writes runs of at most 64 BPE ids
 BART_NOISE = dict(mask_ratio=0.3, poisson_lambda=3.0)  # its text infilling: BART's 30%, spans of Poisson(3) words
 MAX_TOKENS = 62  # a passage and [CLS], [SEP] fill the tiny BERT's 64 positions
-MIN_TOKENS = 16  # shorter passages (a lone "Ay, my lord.") are dropped: too little to judge a genre from
+MIN_TOKENS = 16  # shorter passages (a lone "Ay, my lord.") are dropped: too few words to judge their order
+ORDER_LABELS = ("shuffled", "as written")  # the classes of the fine-tuning task, label 0 and label 1
 MAX_BATCH = 2**16  # gpt_batches' batch_size at most
 PAD_ID, CLS_ID, SEP_ID = (SPECIAL_TOKENS.index(t) for t in ("[PAD]", "[CLS]", "[SEP]"))
 
@@ -180,22 +182,23 @@ def noisy_batch(chunks: Sequence[torch.Tensor], recipe: dict, generator: torch.G
     return {"input_ids": input_ids, "attention_mask": (input_ids != pad).long(), "labels": labels}
 
 
-# ---------------------------------------------------------------- fine-tuning: genre passages
+# ---------------------------------------------------------------- fine-tuning: passages, as written or shuffled
 
 
 @dataclass(frozen=True)
 class Passage:
-    """Consecutive speeches of one play, labelled with the play's genre."""
+    """Consecutive speeches of one play, as written or with their words shuffled (then label 0, else 1)."""
 
     play: str
     genre: str
-    text: str  # the speeches, one per line
+    text: str  # the speeches, one per line; shuffled: the words in a random order, one line
     ids: tuple[int, ...]  # our WordPiece ids, without [CLS] / [SEP]
+    shuffled: bool = False
 
     @property
     def label(self) -> int:
-        """The genre as a class index, in data.GENRES order."""
-        return GENRES.index(self.genre)
+        """The class index in ORDER_LABELS: 0 shuffled, 1 as written."""
+        return int(not self.shuffled)
 
 
 def play_passages(play: Play, max_tokens: int = MAX_TOKENS, min_tokens: int = MIN_TOKENS,
@@ -283,6 +286,42 @@ def genre_passages(split: str, n: int | None = None, *, max_tokens: int = MAX_TO
     sample = [p for g in GENRES for p in by_genre[g][: n // len(GENRES) + (g in extra)]]
     rng.shuffle(sample)
     return sample
+
+
+def word_order_passages(split: str, n: int | None = None, *, seed: int = 0) -> list[Passage]:
+    """genre_passages(split, n, seed=seed) with every other passage of the split's pool shuffled: a tiny CoLA.
+
+    Whether a passage is shuffled, and how, depends on the passage alone (its index in the split's pool), never on
+    n or seed: a passage is the same example in every sample that holds it, so the samples of one seed stay nested.
+    A shuffled passage holds the same words, hence the same WordPiece ids, in another order: only the order tells
+    the two classes apart.
+    """
+    sample = genre_passages(split, n, seed=seed)  # checks split, n and seed
+    shuffled = _shuffled_pool(split)
+    return [shuffled.get(p, p) for p in sample]
+
+
+@lru_cache(maxsize=None)
+def _shuffled_pool(split: str) -> dict[Passage, Passage]:
+    """The shuffled version of every other passage of a split's pool (even indices), by the passage as written."""
+    pool = _split_passages(split, MAX_TOKENS, MIN_TOKENS)
+    texts = {p: _shuffled_text(p.text, key) for key, p in enumerate(pool) if key % 2 == 0}
+    texts = {p: text for p, text in texts.items() if text is not None}
+    encodings = load_wordpiece().encode_batch(list(texts.values()), add_special_tokens=False)
+    return {p: Passage(p.play, p.genre, text, tuple(enc.ids[:MAX_TOKENS]), shuffled=True)
+            for (p, text), enc in zip(texts.items(), encodings)}
+
+
+def _shuffled_text(text: str, key: int) -> str | None:
+    """The words of text (whitespace-separated, punctuation attached) in a random order seeded by key, on one line;
+    None when no other order exists ("Ha ha ha ...": the passage then stays as written)."""
+    words, rng = text.split(), random.Random(key)
+    if len(set(words)) < 2:
+        return None
+    order = list(words)
+    while order == words:
+        rng.shuffle(order)
+    return " ".join(order)
 
 
 def encode(passages: Sequence[Passage], tokenizer=None, max_len: int = 64) -> dict[str, torch.Tensor]:

@@ -1,8 +1,5 @@
 """The checks of chapter 05's exercises: right answers pass, wrong ones fail loudly, stubs are "not attempted"."""
 
-import random
-from collections import defaultdict
-
 import pytest
 import torch
 
@@ -67,50 +64,50 @@ def counts_swapped(V, d, n_labels):
     return tuple(reversed(counts(V, d, n_labels)))
 
 
-def balanced_sample(labels, n, seed):
-    rng = random.Random(seed)
-    by_class = defaultdict(list)
-    for i, label in enumerate(labels):
-        by_class[label].append(i)
-    classes = sorted(by_class)
-    for c in classes:
-        rng.shuffle(by_class[c])
-    extra = set(rng.sample(classes, n % len(classes)))
-    return [i for c in classes for i in by_class[c][: n // len(classes) + (c in extra)]]
+def groups(model, lr, encoder_lr):
+    head = list(model.classifier.parameters())
+    rest = [p for name, p in model.named_parameters() if not name.startswith("classifier.")]
+    return [{"params": head, "lr": lr}, {"params": rest, "lr": encoder_lr}]
 
 
-def sample_first_of_each_class(labels, n, seed):  # balanced but ignores the seed
-    return balanced_sample(labels, n, seed=0)
+def groups_as_tuple_pooler_first(model, lr, encoder_lr):  # any order of the groups and of the parameters
+    rest = list(model.pooler.parameters()) + list(model.encoder.parameters())
+    return ({"params": rest, "lr": encoder_lr, "weight_decay": 0.01},
+            {"params": list(model.classifier.parameters()), "lr": lr})
 
 
-def sample_uniform(labels, n, seed):  # random but not balanced
-    return random.Random(seed).sample(range(len(labels)), n)
+def groups_swapped_rates(model, lr, encoder_lr):  # the new head learns slowly, the encoder fast
+    return groups(model, encoder_lr, lr)
 
 
-def sample_unseeded(labels, n, seed):  # balanced, but a new draw at every call
-    return balanced_sample(labels, n, seed=random.randrange(10**9))
+def groups_pooler_as_head(model, lr, encoder_lr):  # the pooler is pre-trained: it belongs with the encoder
+    head = list(model.pooler.parameters()) + list(model.classifier.parameters())
+    return [{"params": head, "lr": lr}, {"params": list(model.encoder.parameters()), "lr": encoder_lr}]
 
 
-def sample_extra_to_first_classes(labels, n, seed):  # puts every remainder on class 0: unbalanced by 2 when n%k>1
-    picks = balanced_sample(labels, n - n % len(set(labels)), seed)
-    spare = [i for i, label in enumerate(labels) if label == min(labels) and i not in picks]
-    return picks + spare[: n % len(set(labels))]
+def groups_missing_embeddings(model, lr, encoder_lr):  # forgets the embeddings: they would never be trained
+    rest = [p for name, p in model.named_parameters() if not name.startswith(("classifier.", "encoder.embeddings."))]
+    return [{"params": list(model.classifier.parameters()), "lr": lr}, {"params": rest, "lr": encoder_lr}]
 
 
-def sample_with_repeats(labels, n, seed):
-    picks = balanced_sample(labels, n, seed)
-    return picks[:-1] + picks[:1] if n > 1 else picks
+def groups_twice(model, lr, encoder_lr):  # every parameter in the encoder's group, the head's too
+    return [{"params": list(model.classifier.parameters()), "lr": lr},
+            {"params": list(model.parameters()), "lr": encoder_lr}]
 
 
-def sample_sorting_labels(labels, n, seed):  # modifies the caller's list
-    labels.sort()
-    return balanced_sample(labels, n, seed)
+def groups_head_twice(model, lr, encoder_lr):  # two groups, but the encoder is in neither
+    return [{"params": list(model.classifier.parameters()), "lr": lr},
+            {"params": list(model.classifier.parameters()), "lr": encoder_lr}]
+
+
+def groups_one(model, lr, encoder_lr):  # a single group: no split
+    return [{"params": list(model.parameters()), "lr": lr}]
 
 
 CHECKS = [
     (ch05.check_classifier_head, head),
     (ch05.check_switch_counts, counts),
-    (ch05.check_balanced_sample, balanced_sample),
+    (ch05.check_param_groups, groups),
 ]
 
 WRONG = [
@@ -124,15 +121,15 @@ WRONG = [
     (ch05.check_switch_counts, counts_new_pooler),
     (ch05.check_switch_counts, counts_no_biases),
     (ch05.check_switch_counts, counts_swapped),
-    (ch05.check_balanced_sample, sample_first_of_each_class),
-    (ch05.check_balanced_sample, sample_uniform),
-    (ch05.check_balanced_sample, sample_unseeded),
-    (ch05.check_balanced_sample, sample_extra_to_first_classes),
-    (ch05.check_balanced_sample, sample_with_repeats),
-    (ch05.check_balanced_sample, sample_sorting_labels),
+    (ch05.check_param_groups, groups_swapped_rates),
+    (ch05.check_param_groups, groups_pooler_as_head),
+    (ch05.check_param_groups, groups_missing_embeddings),
+    (ch05.check_param_groups, groups_twice),
+    (ch05.check_param_groups, groups_one),
+    (ch05.check_param_groups, groups_head_twice),
 ]
 
-globals().update(contract_tests(CHECKS, WRONG))  # the shared contract: test_a_right_solution_passes, ...
+globals().update(contract_tests(CHECKS, WRONG, structured=(ch05.check_param_groups,)))  # the shared contract: test_a_right_solution_passes, ...
 
 # ---------------------------------------------------------------- tests
 
@@ -145,15 +142,18 @@ def test_wrong_shapes_and_types_are_reported():
     with pytest.raises(AssertionError, match="first output: expected a whole number"):
         ch05.check_switch_counts(lambda *a: (counts(*a)[0] + 0.5, counts(*a)[1]))
     with pytest.raises(AssertionError, match="returned None"):
-        ch05.check_balanced_sample(lambda labels, n, seed: None)
-    with pytest.raises(AssertionError, match="must lie in"):
-        ch05.check_balanced_sample(lambda labels, n, seed: [i + len(labels) for i in balanced_sample(labels, n, seed)])
+        ch05.check_param_groups(lambda model, lr, encoder_lr: None)
+    with pytest.raises(AssertionError, match="expected a list of two dicts with keys 'params' and 'lr'"):
+        ch05.check_param_groups(lambda model, lr, encoder_lr: [list(model.parameters()), []])
+    with pytest.raises(AssertionError, match="a parameter appears twice"):
+        ch05.check_param_groups(lambda m, lr, e: [{"params": [*m.classifier.parameters()] * 2, "lr": lr},
+                                                 groups(m, lr, e)[1]])
 
 
 def test_answers_as_floats_tensors_and_lists_are_accepted():
     assert ch05.check_switch_counts(lambda *a: [float(x) for x in counts(*a)]) is True
     assert ch05.check_switch_counts(lambda *a: tuple(torch.tensor(x) for x in counts(*a))) is True
-    assert ch05.check_balanced_sample(lambda *a: torch.tensor(balanced_sample(*a))) is True
+    assert ch05.check_param_groups(groups_as_tuple_pooler_first) is True
 
 
 def test_reference_counts_match_the_shipped_sizes():

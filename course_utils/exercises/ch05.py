@@ -1,18 +1,17 @@
 """Checks for the exercises of chapter 05 (fine-tuning, figure 8): the classifier head on [CLS], the parameters
-dropped and added when the pre-training heads are swapped for it, and a label sample balanced over the classes.
+dropped and added when the pre-training heads are swapped for it, and the learning-rate split of fine-tuning (a new
+head trained fast, the pre-trained encoder gently or not at all).
 """
 
 from __future__ import annotations
 
-import random
-from collections import Counter
 from typing import Callable
 
 import torch
 
 from .._validate import check_int
 from ..models import Encoder, EncoderForClassification, EncoderForPreTraining, Pooler
-from . import Mistake, call, check_callable, check_outputs, compare, loaded, randn, run
+from . import Mistake, call, check_callable, compare, loaded, randn, run
 
 
 def check_classifier_head(fn: Callable) -> bool:
@@ -64,62 +63,49 @@ def check_switch_counts(fn: Callable) -> bool:
     (d_model -> 2, with bias). New: the classifier (d_model -> n_labels, with bias). Two whole numbers.
     """
     cases = [
-        (8000, 128, 6),  # the course's tiny BERT and the six genres
+        (8000, 128, 2),  # the course's tiny BERT and the two labels of the chapter
         (100, 16, 2),
-        (30522, 384, 6),  # MiniLM's sizes
+        (30522, 384, 6),  # MiniLM's sizes, six labels
         (30522, 768, 3),  # bert-base on MNLI's three labels
     ]
     return compare("parameters dropped and new", fn, switch_counts, cases, atol=0)
 
 
-def _balanced_cases() -> list[tuple[list[int], int]]:
-    rng = random.Random(5)
-    genres = [g for g, size in enumerate((40, 10, 25, 12, 8, 30)) for _ in range(size)]  # unbalanced, like the plays
-    rng.shuffle(genres)
-    gaps = [label for label in (0, 2, 5) for _ in range(7)]  # labels need not be 0..k-1
-    rng.shuffle(gaps)
-    return [
-        ([0] * 10 + [1] * 10 + [2] * 10, 9),  # 3 per class
-        (genres, 32),  # 32 = 6 x 5 + 2: two classes get one more
-        (genres, 6),  # one per class
-        (genres, 1),
-        (gaps, 20),  # 7 + 7 + 6
-        ([1, 0] * 4, 8),  # everything
-    ]
+def check_param_groups(fn: Callable) -> bool:
+    """fn(model, lr, encoder_lr) = AdamW's parameter groups: the new classifier at lr, the pre-trained rest at encoder_lr.
 
-
-def check_balanced_sample(fn: Callable) -> bool:
-    """fn(labels, n, seed) = n distinct indices into labels, as balanced as possible over the classes, seeded.
-
-    Balanced: the number of picks of any two classes present in labels differs by at most one. Seeded: the same
-    seed gives the same indices, different seeds (almost always) different ones. The cases give every class enough
-    examples; the labels must not be changed.
+    Two dicts {"params": [...], "lr": ...}: model.classifier's parameters in one, every other parameter (the
+    encoder and the pooler, pre-trained) in the other, each parameter exactly once. encoder_lr=0 freezes the
+    encoder: AdamW then moves the classifier only, a linear probe.
     """
     check_callable(fn)
 
-    def one_case(labels: list[int], n: int):
-        def picks(seed: int) -> list[int]:
-            mine = list(labels)
-            got = call(fn, mine, n, seed)
-            check_outputs(got, torch.zeros(n, dtype=torch.long), lists=True)  # n integer indices
-            got = torch.as_tensor(got).tolist()
-            if mine != labels:
-                raise Mistake("your function modified the labels")
-            if not all(0 <= j < len(labels) for j in got):
-                raise Mistake(f"indices must lie in [0, {len(labels)}), got {got!r:.80}")
-            if len(set(got)) != n:
-                raise Mistake(f"expected {n} distinct indices, got {got!r:.80}")
-            return got
+    def one_case(d_model: int, n_labels: int, lr: float, encoder_lr: float):
+        with torch.random.fork_rng():  # the model's random initialisation leaves the caller's state alone
+            torch.manual_seed(d_model)
+            model = EncoderForClassification(Encoder(50, d_model=d_model, n_heads=2, n_layers=2, d_ff=2 * d_model,
+                                                     max_len=8), n_labels)
+        groups = call(fn, model, lr, encoder_lr)
+        if not (isinstance(groups, (list, tuple)) and len(groups) == 2
+                and all(isinstance(g, dict) and {"params", "lr"} <= set(g) for g in groups)):
+            raise Mistake(f"expected a list of two dicts with keys 'params' and 'lr', got {groups!r:.80}")
+        params = [list(g["params"]) for g in groups]
+        ids = [frozenset(map(id, p)) for p in params]
+        head = frozenset(map(id, model.classifier.parameters()))
+        rest = frozenset(map(id, model.parameters())) - head
+        if any(len(i) != len(p) for i, p in zip(ids, params)):
+            raise Mistake("a parameter appears twice in one group")
+        if set(ids) != {head, rest}:
+            raise Mistake("one group must hold exactly the classifier's parameters, the other all the others "
+                          "(encoder and pooler)")
+        for i, g in zip(ids, groups):
+            want, whose = (lr, "the classifier's") if i == head else (encoder_lr, "the pre-trained")
+            if g["lr"] != want:
+                raise Mistake(f"{whose} parameters must have lr={want}, got lr={g['lr']}")
 
-        first = [picks(seed) for seed in range(4)]
-        for seed, got in enumerate(first):
-            counts = Counter(labels[j] for j in got)
-            per_class = [counts.get(c, 0) for c in sorted(set(labels))]
-            if max(per_class) - min(per_class) > 1:
-                raise Mistake(f"with seed {seed}, the picks per class {per_class} differ by more than one")
-        if picks(0) != first[0]:
-            raise Mistake("the same seed gave different indices")
-        if n < len(labels) and len({tuple(sorted(p)) for p in first}) == 1:
-            raise Mistake("seeds 0-3 all picked the same examples")
-
-    return run("balanced sample", _balanced_cases(), one_case, ("labels", "n"))
+    cases = [
+        (16, 2, 1e-3, 1e-4),  # the head learns ten times faster
+        (8, 6, 3e-4, 3e-4),  # one rate for all: two groups still
+        (16, 2, 1e-2, 0.0),  # a frozen encoder (a linear probe)
+    ]
+    return run("parameter groups", cases, one_case, ("d_model", "n_labels", "lr", "encoder_lr"))

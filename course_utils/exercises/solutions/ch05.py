@@ -1,7 +1,5 @@
-"""Chapter 05's exercises, solved: the classifier head, the parameters a switch of heads drops and adds, a
-balanced sample."""
-
-import random
+"""Chapter 05's exercises, solved: the classifier head, the parameters a switch of heads drops and adds, the
+learning-rate split between the new head and the pre-trained encoder."""
 
 import torch
 
@@ -17,13 +15,8 @@ def switch_counts(vocab_size, d_model, n_labels):
     return mlm + nsp, n_labels * d_model + n_labels
 
 
-def balanced_sample(labels, n, seed):
-    rng = random.Random(seed)
-    by_class = {}
-    for i, label in enumerate(labels):
-        by_class.setdefault(label, []).append(i)
-    classes = sorted(by_class)
-    for c in classes:
-        rng.shuffle(by_class[c])
-    extra = set(rng.sample(classes, n % len(classes)))  # these classes get one more
-    return [i for c in classes for i in by_class[c][: n // len(classes) + (c in extra)]]
+def param_groups(model, lr, encoder_lr):
+    head = list(model.classifier.parameters())  # new: learns from scratch
+    ids = {id(p) for p in head}
+    pretrained = [p for p in model.parameters() if id(p) not in ids]  # encoder and pooler
+    return [{"params": head, "lr": lr}, {"params": pretrained, "lr": encoder_lr}]
