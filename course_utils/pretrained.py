@@ -123,8 +123,16 @@ def _convert_smollm2(gguf_file: Path, target: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
         quantized = AutoModelForCausalLM.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name,
                                                          dtype=torch.float32)
+    # the special tokens as the file names them: transformers 4.57 reads eos as <|im_start|> and no padding token
+    # (found by running every chapter on transformers 4.57.6); 5.x reads them right
+    _, reader, _ = _open_gguf(gguf_file)
+    for key, role in (("bos", "bos"), ("eos", "eos"), ("unknown", "unk"), ("padding", "pad")):
+        token_id = int(reader.fields[f"tokenizer.ggml.{key}_token_id"].contents())
+        setattr(tokenizer, f"{role}_token", tokenizer.convert_ids_to_tokens(token_id))
     config = quantized.config
-    del config.quantization_config  # the weights are float32 now: a plain LlamaForCausalLM holds them
+    # the weights are float32 now: a plain LlamaForCausalLM holds them. transformers 5 marks a GGUF model as
+    # quantized in its config; 4.x does not (found by running every chapter on transformers 4.57.6)
+    vars(config).pop("quantization_config", None)
     model = LlamaForCausalLM(config)
     model.load_state_dict(quantized.state_dict())
     target.parent.mkdir(parents=True, exist_ok=True)

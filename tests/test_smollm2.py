@@ -102,6 +102,13 @@ def test_the_tokenizer_alone_is_the_models_tokenizer(models):
     assert alone.eos_token == "<|im_end|>"
 
 
+def test_the_special_tokens_are_the_ones_the_gguf_file_names():
+    """transformers 4.57 reads eos as <|im_start|> and no padding token from this file; the copy fixes them."""
+    fields, tokenizer = gguf.GGUFReader(smollm2_path()).fields, smollm2_tokenizer()
+    for key, role in (("bos", "bos"), ("eos", "eos"), ("unknown", "unk"), ("padding", "pad")):
+        assert getattr(tokenizer, f"{role}_token_id") == int(fields[f"tokenizer.ggml.{key}_token_id"].contents())
+
+
 def test_the_cache_is_outside_the_repository(monkeypatch, tmp_path):
     monkeypatch.delenv("COURSE_UTILS_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
