@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from ._validate import check_instance, check_int, check_path, check_seed, minibatches, seeded
 from .checkpoints import TINY_BERT_PATH, load_tiny_bert
-from .data import ASSETS, load_wordpiece
+from .data import ASSETS
 from .datasets import bert_documents, collate, nsp_dataset
 from .finetune import RECIPES, _sha256
 from .models import EncoderForClassification, EncoderForPreTraining
@@ -58,7 +58,6 @@ def nsp_pairs(split: str, tokenizer=None, *, seed: int = 0) -> dict[str, list[NS
 
     "swapped" holds the "next" pairs with A and B exchanged. tokenizer: a tokenizers.Tokenizer (default: ours).
     """
-    tokenizer = tokenizer or load_wordpiece()
     pairs = nsp_dataset(bert_documents(split, tokenizer), max_seq_length=MAX_SEQ_LENGTH, dupe_factor=1, seed=seed,
                         tokenizer=tokenizer)
     nexts = [x for x in pairs if x.label == IS_NEXT]
@@ -104,27 +103,26 @@ def scores(p: dict[str, torch.Tensor]) -> dict[str, float]:
     }
 
 
-def minilm_tokenizer():
-    """MiniLM's WordPiece as a tokenizers.Tokenizer, without the padding and truncation of its backend."""
-    from .pretrained import load_minilm
-
-    tokenizer = copy.deepcopy(load_minilm()[0].backend_tokenizer)
+def _without_padding(tokenizer):
+    """A copy of a tokenizers.Tokenizer without padding and truncation (MiniLM's backend pads every text to 128)."""
+    tokenizer = copy.deepcopy(tokenizer)
     tokenizer.no_padding()
     tokenizer.no_truncation()
     return tokenizer
 
 
-def minilm_nsp(*, seed: int = 0) -> tuple[EncoderForClassification, dict]:
+def minilm_nsp(*, seed: int = 0) -> tuple[EncoderForClassification, object, dict]:
     """MiniLM with a new NSP head (our EncoderForClassification, 2 labels), fine-tuned end to end on NSP pairs of
-    the training plays: N_TRAIN IsNext and N_TRAIN random ones. Returns the model and its training summary."""
+    the training plays: N_TRAIN IsNext and N_TRAIN random ones. Returns the model, its WordPiece (a
+    tokenizers.Tokenizer, to build pairs with) and its training summary."""
     from .finetune import minilm_classifier
 
     check_seed("seed", seed)
-    tokenizer = minilm_tokenizer()
+    hf_tokenizer, model = minilm_classifier(seed=seed)
+    tokenizer = _without_padding(hf_tokenizer.backend_tokenizer)
     pairs = nsp_pairs("train", tokenizer, seed=seed)
     train_pairs = pairs["next"][:N_TRAIN] + pairs["random"][:N_TRAIN]
     data = collate(train_pairs, tokenizer.token_to_id("[PAD]"))
-    _, model = minilm_classifier(seed=seed)
     steps = RECIPE["epochs"] * len(train_pairs) // RECIPE["batch_size"]
     indices = minibatches(len(train_pairs), RECIPE["batch_size"], torch.Generator().manual_seed(seed))
 
@@ -137,17 +135,17 @@ def minilm_nsp(*, seed: int = 0) -> tuple[EncoderForClassification, dict]:
     with seeded(seed):
         history = train(model, indices, loss_fn, steps=steps, lr=RECIPE["lr"], progress=False)
     model.eval()
-    return model, {"pairs": len(train_pairs), "steps": steps, "final_loss": round(float(history[-1]), 4)}
+    return model, tokenizer, {"pairs": len(train_pairs), "steps": steps, "final_loss": round(float(history[-1]), 4)}
 
 
 def measure(split: str = "test", *, seed: int = 0) -> dict:
     """Both models on the split's pairs: their scores, and MiniLM's training summary."""
     start = time.perf_counter()
-    ours = nsp_pairs(split, seed=seed)
-    tiny = scores({k: p_next(load_tiny_bert(), v) for k, v in ours.items()})
-    minilm_pairs = nsp_pairs(split, minilm_tokenizer(), seed=seed)
-    model, training = minilm_nsp(seed=seed)
-    pad = minilm_tokenizer().token_to_id("[PAD]")
+    ours, tiny_bert = nsp_pairs(split, seed=seed), load_tiny_bert()
+    tiny = scores({k: p_next(tiny_bert, v) for k, v in ours.items()})
+    model, tokenizer, training = minilm_nsp(seed=seed)
+    minilm_pairs = nsp_pairs(split, tokenizer, seed=seed)
+    pad = tokenizer.token_to_id("[PAD]")
     minilm = scores({k: p_next(model, v, pad_id=pad) for k, v in minilm_pairs.items()})
     return {
         "config": {"split": split, "seed": seed, "max_seq_length": MAX_SEQ_LENGTH, "n_train": N_TRAIN,
