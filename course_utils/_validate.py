@@ -218,6 +218,13 @@ def pad_batch(rows: Sequence[Sequence[int] | torch.Tensor], value: int) -> torch
     return out
 
 
+def select_rows(batch: dict[str, torch.Tensor], idx) -> dict[str, torch.Tensor]:
+    """Rows idx (indices or a slice) of a right-padded batch, cut to the longest of them: the columns that are padding
+    in every selected row are masked anyway, so dropping them changes no result, only the time."""
+    length = int(batch["attention_mask"][idx].sum(1).max())
+    return {k: v[idx, :length] if v.dim() == 2 else v[idx] for k, v in batch.items()}  # (B, length) or (B,)
+
+
 def minibatches(n: int, batch_size: int, generator: torch.Generator, *, drop_last: bool = False
                 ) -> Iterator[torch.Tensor]:
     """Indices of mini-batches, forever: each epoch visits the n examples once, in a new seeded order.

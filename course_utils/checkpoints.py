@@ -7,6 +7,7 @@ keyword arguments, which load the same way) and "card" (json of what `python -m 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, is_dataclass
@@ -31,6 +32,11 @@ TINY_GPT_CONFIG = DecoderConfig(vocab_size=8000, d_model=128, n_heads=4, n_layer
 TINY_BART_CONFIG = EncoderDecoderConfig(vocab_size=8000, d_model=128, n_heads=4, n_encoder_layers=2,
                                         n_decoder_layers=3, d_ff=512, max_len=128)  # 3 decoder layers copy sooner
 CARD_KEYS = ("config", "recipe", "wall_minutes", "threads", "final_loss", "metrics")  # what the model card prints
+
+
+def sha256(path: Path | str) -> str:
+    """The file's SHA-256: results files record the checkpoint they were measured on, and tests compare it."""
+    return hashlib.sha256(check_path("path", path).read_bytes()).hexdigest()
 
 
 def read_metadata(path: Path | str) -> dict[str, str]:

@@ -13,7 +13,6 @@ from a random initialisation, both fine-tuned end to end, and the real MiniLM, f
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -27,8 +26,9 @@ import torch.nn.functional as F
 
 from ._validate import (
     check_bool, check_choice, check_instance, check_int, check_path, check_positive, check_seed, minibatches, seeded,
+    select_rows,
 )
-from .checkpoints import TINY_BERT_CONFIG, TINY_BERT_PATH, load_tiny_bert
+from .checkpoints import TINY_BERT_CONFIG, TINY_BERT_PATH, load_tiny_bert, sha256
 from .data import ASSETS, SPLIT_NAMES as SPLITS  # noqa: F401  SPLITS: now course_utils.data.SPLIT_NAMES
 from .datasets import (  # noqa: F401  re-exported for one release: moved to course_utils.datasets
     CLS_ID, MAX_TOKENS, MIN_TOKENS, ORDER_LABELS, PAD_ID, SEP_ID, Passage, check_passages, encode, genre_passages,
@@ -122,10 +122,9 @@ def fine_tune(model: EncoderForClassification, passages: Sequence[Passage], *, s
     indices = minibatches(len(passages), batch_size, torch.Generator().manual_seed(seed))
 
     def loss_fn(m: EncoderForClassification, idx: torch.Tensor) -> torch.Tensor:
-        mask = data["attention_mask"][idx]  # (B, L)
-        length = int(mask.sum(1).max())  # drop the columns that are padding in every row
-        logits = m(data["input_ids"][idx, :length], None, mask[:, :length])  # (B, n_labels)
-        return F.cross_entropy(logits, data["labels"][idx])
+        b = select_rows(data, idx)  # (B, L)
+        logits = m(b["input_ids"], None, b["attention_mask"])  # (B, n_labels)
+        return F.cross_entropy(logits, b["labels"])
 
     with seeded(seed):  # dropout draws from the global generator: seed it, then restore it
         train(model, indices, loss_fn, steps=steps, lr=lr, progress=False)
@@ -163,9 +162,8 @@ def pooled_features(model: EncoderForClassification, passages: Sequence[Passage]
     model.eval()
     out = []
     for start in range(0, len(passages), batch_size):
-        ids, mask = data["input_ids"][start:start + batch_size], data["attention_mask"][start:start + batch_size]
-        length = int(mask.sum(1).max())
-        h = model.encoder(ids[:, :length], None, mask[:, :length]).last_hidden_state  # (B, L, d_model)
+        b = select_rows(data, slice(start, start + batch_size))  # (B, L)
+        h = model.encoder(b["input_ids"], None, b["attention_mask"]).last_hidden_state  # (B, L, d_model)
         out.append(model.pooler(h))  # (B, d_model)
     model.train(was_training)
     return torch.cat(out)
@@ -258,10 +256,6 @@ def _check_list(name: str, value) -> None:
         raise TypeError(f"{name} must be a list, got {value!r:.60} of type {type(value).__name__}")
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDGETS, seeds: Sequence[int] = SEEDS,
                    *, n_eval: int = N_EVAL, verbose: bool = False) -> dict:
     """Every model x budget x seed, evaluated on the same balanced test passages; the results as a dict."""
@@ -275,7 +269,7 @@ def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDG
         check_seed("seeds", s)
     check_int("n_eval", n_eval, 1)
     check_bool("verbose", verbose)
-    start, checkpoint = time.perf_counter(), _sha256(TINY_BERT_PATH)
+    start, checkpoint = time.perf_counter(), sha256(TINY_BERT_PATH)
     eval_passages = word_order_passages("test", n_eval, seed=0)
     runs, cache = [], {}
     for m in models:
@@ -284,7 +278,7 @@ def learning_curve(models: Sequence[str] = MODELS, budgets: Sequence[int] = BUDG
                 runs.append(run(m, budget, seed, eval_passages=eval_passages, cache=cache))
                 if verbose:
                     print(json.dumps({k: v for k, v in runs[-1].items() if k != "confusion"}), flush=True)
-    if _sha256(TINY_BERT_PATH) != checkpoint:
+    if sha256(TINY_BERT_PATH) != checkpoint:
         raise RuntimeError(f"{TINY_BERT_PATH} changed during the run: run `python -m course_utils.finetune` again")
     return {
         "config": {

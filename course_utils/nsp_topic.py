@@ -26,11 +26,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ._validate import check_instance, check_int, check_path, check_seed, minibatches, seeded
-from .checkpoints import TINY_BERT_PATH, load_tiny_bert
+from ._validate import check_instance, check_int, check_path, check_seed, minibatches, seeded, select_rows
+from .checkpoints import TINY_BERT_PATH, load_tiny_bert, sha256
 from .data import ASSETS
 from .datasets import bert_documents, collate, nsp_dataset
-from .finetune import RECIPES, _sha256
+from .finetune import RECIPES
 from .models import EncoderForClassification, EncoderForPreTraining
 from .objectives import IS_NEXT, IS_RANDOM, NSPInstance
 from .training import train
@@ -127,10 +127,9 @@ def minilm_nsp(*, seed: int = 0) -> tuple[EncoderForClassification, object, dict
     indices = minibatches(len(train_pairs), RECIPE["batch_size"], torch.Generator().manual_seed(seed))
 
     def loss_fn(m: EncoderForClassification, idx: torch.Tensor) -> torch.Tensor:
-        mask = data["attention_mask"][idx]
-        length = int(mask.sum(1).max())
-        logits = m(data["input_ids"][idx, :length], data["token_type_ids"][idx, :length], mask[:, :length])
-        return F.cross_entropy(logits, data["next_sentence_label"][idx])
+        b = select_rows(data, idx)  # (B, L)
+        logits = m(b["input_ids"], b["token_type_ids"], b["attention_mask"])  # (B, 2)
+        return F.cross_entropy(logits, b["next_sentence_label"])
 
     with seeded(seed):
         history = train(model, indices, loss_fn, steps=steps, lr=RECIPE["lr"], progress=False)
@@ -149,7 +148,7 @@ def measure(split: str = "test", *, seed: int = 0) -> dict:
     minilm = scores({k: p_next(model, v, pad_id=pad) for k, v in minilm_pairs.items()})
     return {
         "config": {"split": split, "seed": seed, "max_seq_length": MAX_SEQ_LENGTH, "n_train": N_TRAIN,
-                   "recipe": RECIPE, "tiny_bert_sha256": _sha256(TINY_BERT_PATH)},
+                   "recipe": RECIPE, "tiny_bert_sha256": sha256(TINY_BERT_PATH)},
         "pairs": {"tiny_bert": len(ours["next"]), "minilm": len(minilm_pairs["next"])},
         "tiny_bert": tiny, "minilm": minilm, "minilm_training": training,
         "wall_seconds": round(time.perf_counter() - start, 1), "threads": torch.get_num_threads(),

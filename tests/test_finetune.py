@@ -8,7 +8,7 @@ import torch
 
 from course_utils import datasets
 from course_utils import finetune as ft
-from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert
+from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert, sha256
 from course_utils.data import GENRES, SPLIT_NAMES, Play, Scene, Speech, load_play, load_wordpiece, play_names
 from course_utils.metrics import confusion_matrix
 from course_utils.models import Encoder, EncoderForClassification
@@ -194,7 +194,7 @@ def test_stored_numbers_are_consistent(results):
 
 
 def test_stored_results_were_made_with_the_shipped_checkpoint(results):
-    assert results["config"]["tiny_bert_sha256"] == ft._sha256(TINY_BERT_PATH), (
+    assert results["config"]["tiny_bert_sha256"] == sha256(TINY_BERT_PATH), (
         "the tiny BERT changed since the learning curve was computed: re-run `python -m course_utils.finetune`"
     )
 

@@ -5,7 +5,7 @@ import torch
 
 from course_utils import nsp_topic as nt
 from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert
-from course_utils.finetune import _sha256
+from course_utils.checkpoints import sha256
 from course_utils.objectives import IS_NEXT, IS_RANDOM, NSPInstance
 
 
@@ -50,7 +50,7 @@ def test_stored_results_match_the_code(results):
     config = results["config"]
     assert config["recipe"] == nt.RECIPE and config["n_train"] == nt.N_TRAIN
     assert config["max_seq_length"] == nt.MAX_SEQ_LENGTH and config["split"] == "test"
-    assert config["tiny_bert_sha256"] == _sha256(TINY_BERT_PATH), (
+    assert config["tiny_bert_sha256"] == sha256(TINY_BERT_PATH), (
         "the tiny BERT changed since the measurement: re-run `python -m course_utils.nsp_topic`")
     for model in ("tiny_bert", "minilm"):
         s = results[model]

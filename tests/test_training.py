@@ -29,3 +29,16 @@ def test_train_fits_a_linear_map_and_returns_the_history():
 def test_bad_arguments(kwargs, error):
     with pytest.raises(error):
         train(torch.nn.Linear(1, 1), iter([]), lambda m, b: 0, **{"steps": 1, **kwargs})
+
+
+def test_select_rows_cuts_the_columns_that_are_padding_in_every_selected_row():
+    """What fine_tune, pooled_features and minilm_nsp feed the model: the same rows, the all-padding columns gone."""
+    from course_utils._validate import pad_batch, select_rows
+
+    rows = [[5, 6, 7, 8], [5, 6], [5]]
+    batch = {"input_ids": pad_batch(rows, 0), "attention_mask": pad_batch([[1] * len(r) for r in rows], 0),
+             "labels": torch.tensor([1, 0, 1])}
+    b = select_rows(batch, torch.tensor([2, 1]))
+    assert b["input_ids"].tolist() == [[5, 0], [5, 6]] and b["attention_mask"].tolist() == [[1, 0], [1, 1]]
+    assert b["labels"].tolist() == [1, 0]
+    assert select_rows(batch, slice(0, 2))["input_ids"].tolist() == [[5, 6, 7, 8], [5, 6, 0, 0]]
