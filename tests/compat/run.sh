@@ -6,7 +6,8 @@
 #   tests/compat/run.sh NAME [PIP_REQUIREMENT...]     e.g.  tests/compat/run.sh colab "transformers==4.57.*"
 #
 # The venv, the wheel, the executed copies and each chapter's log go under ${COMPAT_DIR:-/tmp/course-compat}/NAME;
-# the chapters run two at a time. Exit status: the number of chapters that failed (0 = all passed), or non-zero
+# the chapters run two at a time. When every chapter passes, the venv and the cache are removed (2.5 GB), unless
+# COMPAT_KEEP is set. Exit status: the number of chapters that failed (0 = all passed), or non-zero
 # before any chapter runs when the environment cannot be built (100: the sdist or wheel did not build).
 set -euo pipefail
 
@@ -69,4 +70,7 @@ export VENV_BIN="$dir/venv/bin"
 ls *.ipynb | xargs -P 2 -I{} bash -c 'run_one {}' | tee "$dir/report.txt"
 failed=$(grep -c "^  FAIL" "$dir/report.txt" || true)
 echo "$name: $(( $(ls *.ipynb | wc -l) - failed )) chapters passed, $failed failed, $(( $(date +%s) - start )) s in all"
+if [ "$failed" -eq 0 ] && [ -z "${COMPAT_KEEP:-}" ]; then  # 2.5 GB per environment; a failure keeps it to debug
+    rm -rf "$dir/venv" "$dir/cache"
+fi
 exit "$failed"
